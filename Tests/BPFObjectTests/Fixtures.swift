@@ -1,0 +1,46 @@
+import Foundation
+
+/// Paths to the example packages and fixtures in the repository.
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let examples = root.appendingPathComponent("examples")
+
+    static func bytes(_ relative: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: examples.appendingPathComponent(relative)))
+    }
+
+    /// Every example package's BPF objects.
+    static let exampleObjects = [
+        "xdp-port-filter/port_filter.bpf.o",
+        "tc-egress-marker/egress_marker.bpf.o",
+        "exec-tracker/exec_tracker.bpf.o",
+        "xdp-proto-counter/proto_counter.bpf.o",
+    ]
+
+    /// Runs a command, returning its exit status and standard output and error combined.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The first of `names` found on PATH (or as an absolute path).
+    static func tool(_ names: String...) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for name in names {
+            if name.hasPrefix("/") { if FileManager.default.isExecutableFile(atPath: name) { return name } else { continue } }
+            for directory in path.split(separator: ":") + ["/usr/sbin", "/sbin"] {
+                let candidate = "\(directory)/\(name)"
+                if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            }
+        }
+        return nil
+    }
+}
