@@ -32,9 +32,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "epr", dependencies: ["CLI"]),
-        .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject"]),
-        .testTarget(name: "PackageFormatTests", dependencies: ["PackageFormat", "BPFObject"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "PackageFormat"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "BPFObjectTests", dependencies: ["BPFObject", "TestSupport"]),
+        .testTarget(name: "PackageFormatTests", dependencies: ["PackageFormat", "BPFObject", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "PackageFormat", "BPFObject", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

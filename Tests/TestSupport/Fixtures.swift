@@ -1,16 +1,26 @@
 import Foundation
 
 /// Paths to the example packages and fixtures in the repository.
-enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let examples = root.appendingPathComponent("examples")
+public enum Fixtures {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let examples = root.appendingPathComponent("examples")
 
-    static func bytes(_ relative: String) throws -> [UInt8] {
+    public static func bytes(_ relative: String) throws -> [UInt8] {
         Array(try Data(contentsOf: examples.appendingPathComponent(relative)))
     }
 
+    /// Every example package directory.
+    public static let examplePackages = ["xdp-port-filter", "tc-egress-marker", "exec-tracker", "xdp-proto-counter"]
+
+    /// A new empty directory, removed by the caller.
+    public static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("epr-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
     /// Every example package's BPF objects.
-    static let exampleObjects = [
+    public static let exampleObjects = [
         "xdp-port-filter/port_filter.bpf.o",
         "tc-egress-marker/egress_marker.bpf.o",
         "exec-tracker/exec_tracker.bpf.o",
@@ -18,7 +28,7 @@ enum Fixtures {
     ]
 
     /// Runs a command, returning its exit status and standard output and error combined.
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    public static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -32,11 +42,11 @@ enum Fixtures {
     }
 
     /// The first of `names` found on PATH (or as an absolute path).
-    static func tool(_ names: String...) -> String? {
+    public static func tool(_ names: String...) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for name in names {
             if name.hasPrefix("/") { if FileManager.default.isExecutableFile(atPath: name) { return name } else { continue } }
-            for directory in path.split(separator: ":") + ["/usr/sbin", "/sbin"] {
+            for directory in path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
                 let candidate = "\(directory)/\(name)"
                 if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             }
