@@ -86,7 +86,7 @@ import Testing
         #expect(big.programs.map(\.tailCallMaps) == little.programs.map(\.tailCallMaps))
     }
 
-    static let allObjects = Fixtures.exampleObjects + ["fixtures/kfunc_lsm.bpf.o", "fixtures/legacy_maps.bpf.o", "fixtures/port_filter_be.bpf.o"]
+    static let allObjects = Fixtures.exampleObjects + ["fixtures/kfunc_lsm.bpf.o", "fixtures/kfunc_tp_btf.bpf.o", "fixtures/legacy_maps.bpf.o", "fixtures/port_filter_be.bpf.o"]
 
     /// Helper ids agree with what llvm-objdump disassembles, and instruction counts with the
     /// sizes llvm-readelf reports for each function symbol.
