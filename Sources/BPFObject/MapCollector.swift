@@ -77,9 +77,11 @@ struct MapCollector {
         let r = elf.reader
         var maps: [MapReport] = []
         for (i, symbol) in symbols.enumerated() {
-            let next = i + 1 < symbols.count ? symbols[i + 1].value : UInt64(section.size)
-            let size = symbol.size > 0 ? symbol.size : next - symbol.value
-            guard size >= 20, symbol.value <= UInt64(section.size), size <= UInt64(section.size) - symbol.value else {
+            let end = UInt64(section.size)
+            let next = i + 1 < symbols.count ? min(symbols[i + 1].value, end) : end
+            // A symbol without a size extends to the next symbol (or the section's end).
+            let size = symbol.size > 0 ? symbol.size : next &- symbol.value
+            guard symbol.value <= end, next >= symbol.value || symbol.size > 0, size >= 20, size <= end - symbol.value else {
                 throw .badSection(section: "maps", reason: "definition of map \(symbol.name) does not fit (offset \(symbol.value), size \(size))")
             }
             let base = section.offset + Int(symbol.value)
