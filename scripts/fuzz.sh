@@ -36,8 +36,8 @@ done
 # Seeds: the example objects, their manifests, and archives of the example packages.
 seeds=$build/seeds
 rm -rf "$seeds" && mkdir -p "$seeds/object" "$seeds/archive" "$seeds/manifest"
-cp examples/*/*.bpf.o examples/fixtures/*.bpf.o "$seeds/object/"
-cp examples/*/epr.toml "$seeds/manifest/" 2>/dev/null || true
+cp examples/*/*.bpf.o "$seeds/object/"
+
 for f in examples/*/epr.toml; do cp "$f" "$seeds/manifest/$(basename "$(dirname "$f")").toml"; done
 for d in examples/*/; do
   name=$(basename "$d")

@@ -32,6 +32,8 @@ struct BTF: Sendable {
         var arrayElement: UInt32 = 0
         var arrayCount: UInt32 = 0
         var sectionVariables: [SectionVariable] = []
+        /// Values of an enum's enumerators, in order.
+        var enumValues: [Int64] = []
     }
 
     static let magic: UInt16 = 0xEB9F
@@ -93,6 +95,13 @@ struct BTF: Sendable {
                     let base = cursor + i * 12
                     record.members.append(Member(name: try Self.string(strings, r.unchecked32(base)),
                                                  type: r.unchecked32(base + 4), offset: r.unchecked32(base + 8)))
+                }
+            case .enumeration:
+                for i in 0..<vlen { record.enumValues.append(Int64(Int32(bitPattern: r.unchecked32(cursor + i * 8 + 4)))) }
+            case .enum64:
+                for i in 0..<vlen {
+                    let base = cursor + i * 12
+                    record.enumValues.append(Int64(bitPattern: UInt64(r.unchecked32(base + 4)) | UInt64(r.unchecked32(base + 8)) << 32))
                 }
             case .dataSection:
                 for i in 0..<vlen {

@@ -72,6 +72,7 @@ struct CodeAnalysis {
     private mutating func analyse(section: ELFFile.Section, functions indices: [Int], elf: ELFFile,
                                   mapNames: Set<String>) throws(BPFObjectError) {
         let r = elf.reader
+        try r.check(section.offset, section.size, "section \(section.name)")
         var relocationAt: [Int: ELFFile.Relocation] = [:]
         for relocation in elf.relocations[section.index] ?? [] where relocation.offset % 8 == 0 {
             relocationAt[Int(clamping: relocation.offset / 8)] = relocation

@@ -90,6 +90,7 @@ struct ELFFile: Sendable {
         var shstrndx = Int(try r.u16(62, "e_shstrndx"))
         guard shoff != 0 else { throw .badHeader("the object has no section header table") }
         guard shentsize == 64 else { throw .badHeader("section header size is \(shentsize), expected 64") }
+        try r.check(shoff, 64, "section header 0")
         // Extended numbering: the real counts live in section header 0.
         if shnum == 0 {
             let extended = try r.u64(shoff + 32, "section header 0")
@@ -128,6 +129,11 @@ struct ELFFile: Sendable {
                 }
             }
             guard raw.size <= UInt64(Int.max) else { throw .badSection(section: label, reason: "size \(raw.size) is impossible") }
+            // Header 0 is reserved: whatever its fields say, it describes no section.
+            if i == 0 {
+                sections.append(Section(index: 0, name: "", type: 0, flags: 0, offset: 0, size: 0, link: 0, info: 0, entrySize: 0))
+                continue
+            }
             sections.append(Section(index: i, name: name, type: raw.type, flags: raw.flags,
                                     offset: i == 0 || raw.type == shtNoBits ? 0 : Int(raw.offset), size: Int(raw.size),
                                     link: raw.link, info: raw.info, entrySize: raw.entsize))
@@ -144,6 +150,7 @@ struct ELFFile: Sendable {
         guard Int(symtab.link) < sections.count, Int(symtab.link) != 0 else {
             throw .badSymbolTable("string table index \(symtab.link) is out of range")
         }
+        try r.check(symtab.offset, symtab.size, "symbol table")
         let count = symtab.size / 24
         guard count <= limits.maxSymbols else { throw .badSymbolTable("\(count) symbols, more than the limit of \(limits.maxSymbols)") }
         let strtab = sections[Int(symtab.link)]
@@ -169,6 +176,7 @@ struct ELFFile: Sendable {
     private static func readRelocations(_ r: ByteReader, sections: [Section], symbolCount: Int) throws(BPFObjectError) -> [Int: [Relocation]] {
         var result: [Int: [Relocation]] = [:]
         for section in sections where section.type == shtRel {
+            try r.check(section.offset, section.size, "relocation section \(section.name)")
             guard section.size % 16 == 0 else {
                 throw .badSection(section: section.name, reason: "relocation section size \(section.size) is not a multiple of 16")
             }

@@ -54,6 +54,11 @@ struct MapCollector {
                 // Initial values of a map-in-map or program array: an array of pointers.
                 if valueSize == nil { valueSize = 4 }
             default:
+                // `__ulong(name, N)` is encoded as an anonymous enum whose one value is N.
+                if pointer.kind == .enumeration || pointer.kind == .enum64 {
+                    fields[member.name] = UInt32(truncatingIfNeeded: pointer.enumValues.first ?? 0)
+                    continue
+                }
                 // `__uint(name, N)` is encoded as `int (*name)[N]`.
                 guard pointer.kind == .pointer, let (_, array) = btf.resolve(pointer.sizeOrType), array.kind == .array else {
                     throw .badBTF("map \(name) member \(member.name) is not an __uint() field")

@@ -17,7 +17,11 @@ public final class ArchiveReader<Source: ByteSource> {
     private var padding: UInt64 = 0
     private var entryCount = 0
     private var kinds: [String: ArchiveEntry.Kind] = [:]
+    /// Symbolic links by path, with their targets, checked again once every entry is known.
+    private var symlinks: [String: String] = [:]
     private var ended = false
+    /// Directories known only as parents of other entries: an explicit entry for one is not a duplicate.
+    private var implicit: Set<String> = []
 
     /// - Parameter expectedTopLevel: the directory every entry must be under (the artifact name
     ///   up to its first dot); nil accepts whatever single directory the archive uses.
@@ -48,6 +52,7 @@ public final class ArchiveReader<Source: ByteSource> {
                 }
                 try drainEnd()
                 guard entryCount > 0 else { throw .empty }
+                try checkSymlinks()
                 ended = true
                 return nil
             }
@@ -148,16 +153,20 @@ public final class ArchiveReader<Source: ByteSource> {
         topLevel = top
         if components.count == 1, kind != .directory { throw .outsideTopLevel(entry: raw, topLevel: top) }
 
-        // No entry may live under a link or a file that an earlier entry created.
+        // No entry may live under a link or a file that an earlier entry created; parents that
+        // exist only implicitly become directories, so no later entry can turn them into files.
+        var parents: [String] = []
         for depth in 1..<components.count {
             let parent = components[0..<depth].joined(separator: "/")
             switch kinds[parent] {
             case .symlink?: throw .throughLink(entry: raw, link: parent)
             case .file?, .hardlink?: throw .unsafePath(entry: raw, reason: "\(parent) is a file, not a directory")
-            default: break
+            case .directory?: break
+            case nil: parents.append(parent)
             }
         }
-        guard kinds[normalised] == nil else { throw .duplicateEntry(entry: raw) }
+        let isImplicitDirectory = kind == .directory && kinds[normalised] == .directory && implicit.contains(normalised)
+        guard kinds[normalised] == nil || isImplicitDirectory else { throw .duplicateEntry(entry: raw) }
 
         var target: String?
         if kind == .symlink || kind == .hardlink {
@@ -176,9 +185,48 @@ public final class ArchiveReader<Source: ByteSource> {
             }
             target = link
         }
+        for parent in parents {
+            kinds[parent] = .directory
+            implicit.insert(parent)
+        }
+        implicit.remove(normalised)
         kinds[normalised] = kind
+        if kind == .symlink { symlinks[normalised] = header.linkName }
         return ArchiveEntry(path: normalised, relativePath: components.dropFirst().joined(separator: "/"), kind: kind,
                             size: kind == .file ? header.size : 0, mode: header.mode & 0o7777, linkTarget: target)
+    }
+
+    /// Resolves every symbolic link as a file system would, following links through links, so
+    /// that no chain of links leaves the top-level directory whatever order they came in.
+    private func checkSymlinks() throws(ArchiveError) {
+        for (path, target) in symlinks.sorted(by: { $0.key < $1.key }) {
+            guard let resolved = follow(Array(path.split(separator: "/").map(String.init).dropLast()), target, hops: 0),
+                  let top = topLevel, resolved.first == top else {
+                throw .linkEscapes(entry: path, target: target)
+            }
+        }
+    }
+
+    private func follow(_ base: [String], _ target: String, hops: Int) -> [String]? {
+        guard hops < 40, !target.hasPrefix("/") else { return nil }
+        var parts = base
+        for component in target.split(separator: "/") {
+            switch component {
+            case ".": continue
+            case "..":
+                guard !parts.isEmpty else { return nil }
+                parts.removeLast()
+            default:
+                parts.append(String(component))
+                if let next = symlinks[parts.joined(separator: "/")] {
+                    guard let resolved = follow(Array(parts.dropLast()), next, hops: hops + 1) else { return nil }
+                    parts = resolved
+                }
+            }
+            // Climbing out of the top-level directory is an escape even if the path comes back.
+            guard let top = topLevel, parts.first == top else { return nil }
+        }
+        return parts
     }
 
     /// Applies `link` to the directory `base`, or nil if it climbs above the archive root.
@@ -202,7 +250,7 @@ public final class ArchiveReader<Source: ByteSource> {
         while index < data.count {
             guard let space = data[index...].firstIndex(of: UInt8(ascii: " ")),
                   let length = Int(String(decoding: data[index..<space], as: UTF8.self)),
-                  length > space - index, index + length <= data.count, data[index + length - 1] == UInt8(ascii: "\n"),
+                  length > space - index, length <= data.count - index, data[index + length - 1] == UInt8(ascii: "\n"),
                   let equals = data[(space + 1)..<(index + length)].firstIndex(of: UInt8(ascii: "=")) else {
                 throw .badHeader(entry: entry, reason: "malformed pax record")
             }

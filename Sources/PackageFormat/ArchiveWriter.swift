@@ -90,14 +90,19 @@ public struct ArchiveWriter {
     }
 
     private func header(_ name: String, mode: UInt32, size: UInt64, type: UInt8, into gzip: GzipWriter) throws {
-        if TarHeader.needsPax(name) {
-            let record = TarHeader.paxRecord("path", name)
+        var record: [UInt8] = []
+        if TarHeader.needsPax(name) { record += TarHeader.paxRecord("path", name) }
+        // ustar's octal fields hold up to 8 GiB and times up to the year 10889.
+        if size >= 1 << 33 { record += TarHeader.paxRecord("size", String(size)) }
+        if modificationTime >= 1 << 33 { record += TarHeader.paxRecord("mtime", String(modificationTime)) }
+        if !record.isEmpty {
             let pax = TarHeader(name: "PaxHeaders/" + String(name.split(separator: "/").last ?? ""), mode: 0o644,
-                                size: UInt64(record.count), mtime: modificationTime, typeflag: UInt8(ascii: "x"), linkName: "")
+                                size: UInt64(record.count), mtime: min(modificationTime, (1 << 33) - 1), typeflag: UInt8(ascii: "x"), linkName: "")
             try write(pax.encode(), into: gzip)
             try write(record + Self.padding(record.count), into: gzip)
         }
-        let block = TarHeader(name: name, mode: mode, size: size, mtime: modificationTime, typeflag: type, linkName: "")
+        let block = TarHeader(name: name, mode: mode, size: min(size, (1 << 33) - 1),
+                              mtime: min(modificationTime, (1 << 33) - 1), typeflag: type, linkName: "")
         try write(block.encode(), into: gzip)
     }
 

@@ -36,6 +36,7 @@ public final class GzipReader<Source: ByteSource> {
         guard !finished, buffer.count > 0 else { return 0 }
         stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
         stream.avail_out = UInt32(clamping: buffer.count)
+        let requested = Int(stream.avail_out)
         while stream.avail_out > 0 {
             if stream.avail_in == 0 && !sourceDrained {
                 let n = try source.read(into: input)
@@ -63,7 +64,7 @@ public final class GzipReader<Source: ByteSource> {
             case Z_STREAM_END:
                 finished = true
                 try checkTrailer()
-                return buffer.count - Int(stream.avail_out)
+                return requested - Int(stream.avail_out)
             case Z_DATA_ERROR:
                 throw .corruptCompression(stream.msg.map { String(cString: $0) } ?? "invalid data")
             case Z_MEM_ERROR:
@@ -72,7 +73,7 @@ public final class GzipReader<Source: ByteSource> {
                 throw .corruptCompression("zlib status \(status)")
             }
         }
-        return buffer.count
+        return requested
     }
 
     /// After the gzip member only zero padding may follow.

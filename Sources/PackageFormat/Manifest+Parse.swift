@@ -84,7 +84,8 @@ extension Manifest {
             var args: [L3AFDDefaults.KeyValue] = []
             for (j, pair) in entry.tables("args").enumerated() {
                 var kv = TOMLFields(pair, path: "\(entry.location("args"))[\(j)]")
-                if let key = kv.integer("key", required: true), let value = kv.integer("value", required: true) {
+                let key = kv.integer("key", required: true), value = kv.integer("value", required: true)
+                if let key, let value {
                     args.append(.init(key: key, value: value))
                 }
                 fields.findings += kv.finish()

@@ -40,9 +40,13 @@ public struct PackageInspector: Sendable {
             var report = PackageReport.FileReport(path: entry.relativePath, kind: entry.kind, size: entry.size,
                                                   mode: Self.octal(entry.mode), sha256: nil, linkTarget: entry.linkTarget)
             guard entry.kind == .file else { files.append(report); continue }
-            let keep = entry.relativePath == Manifest.fileName
+            let keep = (entry.relativePath == Manifest.fileName && entry.size <= UInt64(Manifest.maxSize))
                 || (entry.relativePath.hasSuffix(".o") && entry.size <= UInt64(maxObjectSize)
                     && objectTotal + Int(entry.size) <= maxTotalObjectSize)
+            if entry.relativePath == Manifest.fileName && !keep {
+                findings.append(Finding(.error, "manifest.too-large", "\(Manifest.fileName) is larger than \(Manifest.maxSize) bytes",
+                                        at: Manifest.fileName))
+            }
             if entry.relativePath.hasSuffix(".o") && !keep {
                 findings.append(Finding(.error, "object.too-large", "\(entry.relativePath) is too large to inspect (\(entry.size) bytes)",
                                         at: entry.relativePath))
@@ -85,7 +89,7 @@ public struct PackageInspector: Sendable {
             } else {
                 findings.append(Finding(.error, "manifest.encoding", "\(Manifest.fileName) is not UTF-8", at: Manifest.fileName))
             }
-        } else {
+        } else if !findings.contains(where: { $0.check == "manifest.too-large" }) {
             findings.append(Finding(.error, "manifest.missing", "the package has no \(Manifest.fileName) in its top-level directory"))
         }
         if let manifest {

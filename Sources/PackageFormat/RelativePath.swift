@@ -23,32 +23,55 @@ public enum RelativePath {
 
     public static func isSafe(_ path: String) -> Bool { problem(path) == nil }
 
-    /// Whether `path` matches a glob `pattern` where `*` matches within one component and `**`
-    /// matches any number of components.
+    /// Whether `path` matches a glob `pattern` where `*` and `?` match within one component and
+    /// `**` matches any number of components. Time is bounded by the product of the lengths.
     public static func matches(_ path: String, pattern: String) -> Bool {
-        matchComponents(path.split(separator: "/")[...], pattern.split(separator: "/")[...])
+        let parts = path.split(separator: "/").map { Array($0.utf8) }
+        var globs: [[UInt8]] = []
+        for component in pattern.split(separator: "/") {
+            // Consecutive `**` match the same as one.
+            if component == "**", globs.last == Array("**".utf8) { continue }
+            globs.append(Array(component.utf8))
+        }
+        var failed = Set<Int>() // (path index, pattern index) pairs known not to match
+        func match(_ p: Int, _ g: Int) -> Bool {
+            let key = p * (globs.count + 1) + g
+            if failed.contains(key) { return false }
+            let result: Bool
+            if g == globs.count {
+                result = p == parts.count
+            } else if globs[g] == Array("**".utf8) {
+                result = (p...parts.count).contains { match($0, g + 1) }
+            } else {
+                result = p < parts.count && matchComponent(parts[p], globs[g]) && match(p + 1, g + 1)
+            }
+            if !result { failed.insert(key) }
+            return result
+        }
+        return match(0, 0)
     }
 
-    private static func matchComponents(_ path: ArraySlice<Substring>, _ pattern: ArraySlice<Substring>) -> Bool {
-        guard let first = pattern.first else { return path.isEmpty }
-        if first == "**" {
-            for skip in 0...path.count where matchComponents(path.dropFirst(skip), pattern.dropFirst()) { return true }
-            return false
+    /// Wildcard matching within one component with a single backtrack point: O(n·m).
+    private static func matchComponent(_ text: [UInt8], _ pattern: [UInt8]) -> Bool {
+        var t = 0, p = 0
+        var star: Int?, resume = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == UInt8(ascii: "?") || pattern[p] == text[t] {
+                t += 1
+                p += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = p
+                resume = t
+                p += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
         }
-        guard let component = path.first, matchComponent(Array(component.utf8)[...], Array(first.utf8)[...]) else { return false }
-        return matchComponents(path.dropFirst(), pattern.dropFirst())
-    }
-
-    private static func matchComponent(_ text: ArraySlice<UInt8>, _ pattern: ArraySlice<UInt8>) -> Bool {
-        guard let p = pattern.first else { return text.isEmpty }
-        switch p {
-        case UInt8(ascii: "*"):
-            for skip in 0...text.count where matchComponent(text.dropFirst(skip), pattern.dropFirst()) { return true }
-            return false
-        case UInt8(ascii: "?"):
-            return !text.isEmpty && matchComponent(text.dropFirst(), pattern.dropFirst())
-        default:
-            return text.first == p && matchComponent(text.dropFirst(), pattern.dropFirst())
-        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
     }
 }

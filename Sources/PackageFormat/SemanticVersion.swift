@@ -96,11 +96,14 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
         case (false, false): break
         }
         for (x, y) in zip(a.prerelease, b.prerelease) where x != y {
-            switch (UInt64(x), UInt64(y)) {
-            case let (m?, n?): return m < n
-            case (_?, nil): return true  // numeric identifiers sort before alphanumeric ones
-            case (nil, _?): return false
-            case (nil, nil): return x < y // ASCII order
+            let xNumeric = x.utf8.allSatisfy { (0x30...0x39).contains($0) }
+            let yNumeric = y.utf8.allSatisfy { (0x30...0x39).contains($0) }
+            switch (xNumeric, yNumeric) {
+            // Numeric identifiers have no leading zeros, so the shorter is the smaller.
+            case (true, true): return x.utf8.count != y.utf8.count ? x.utf8.count < y.utf8.count : x < y
+            case (true, false): return true  // numeric identifiers sort before alphanumeric ones
+            case (false, true): return false
+            case (false, false): return Array(x.utf8).lexicographicallyPrecedes(Array(y.utf8)) // ASCII order
             }
         }
         return a.prerelease.count < b.prerelease.count

@@ -155,7 +155,11 @@ public struct TOMLParser {
             let created = Table(.header)
             switch table.entries[last] {
             case nil: table.insert(last, .tableArray([created]))
-            case let .tableArray(tables)?: table.entries[last] = .tableArray(tables + [created])
+            case .tableArray?:
+                // Take the array out so appending does not copy it.
+                guard case var .tableArray(tables)? = table.entries.removeValue(forKey: last) else { break }
+                tables.append(created)
+                table.entries[last] = .tableArray(tables)
             default: throw error("[[\(dotted)]] names something that is not an array of tables", at: start)
             }
             return created
@@ -219,6 +223,7 @@ public struct TOMLParser {
             }
             skipWhitespace()
             guard peek == UInt8(ascii: ".") else { return parts }
+            guard parts.count < Self.maxDepth else { throw error("a key has more than \(Self.maxDepth) dotted parts") }
             position += 1
         }
     }
@@ -347,6 +352,7 @@ public struct TOMLParser {
                 return try utf8(out)
             }
             position += 1
+            if byte == UInt8(ascii: "\r"), peek != UInt8(ascii: "\n") { throw error("a carriage return must be followed by a newline") }
             if byte == UInt8(ascii: "\\") {
                 // A backslash at the end of a line trims the newline and following whitespace.
                 var look = position
@@ -354,6 +360,7 @@ public struct TOMLParser {
                 if look < bytes.count, bytes[look] == UInt8(ascii: "\n") || bytes[look] == UInt8(ascii: "\r") {
                     position = look
                     while let b = peek, [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r")].contains(b) {
+                        if b == UInt8(ascii: "\r"), peek(1) != UInt8(ascii: "\n") { throw error("a carriage return must be followed by a newline") }
                         position += 1
                     }
                     continue
@@ -393,6 +400,7 @@ public struct TOMLParser {
                 position += 3 + extra
                 return text
             }
+            if byte == UInt8(ascii: "\r"), peek(1) != UInt8(ascii: "\n") { throw error("a carriage return must be followed by a newline") }
             if byte != UInt8(ascii: "\n"), byte != UInt8(ascii: "\r") { try checkControl(byte) }
             position += 1
         }
@@ -421,6 +429,7 @@ public struct TOMLParser {
         if let replacement = simple[byte] { out.append(replacement); return }
         let digits = byte == UInt8(ascii: "u") ? 4 : byte == UInt8(ascii: "U") ? 8 : 0
         guard digits > 0, position + digits <= bytes.count,
+              bytes[position..<(position + digits)].allSatisfy({ $0.isASCIIAlphanumeric && Character(Unicode.Scalar($0)).isHexDigit }),
               let code = UInt32(String(decoding: bytes[position..<(position + digits)], as: UTF8.self), radix: 16),
               let scalar = Unicode.Scalar(code) else {
             throw error("invalid escape sequence", at: position - 2)

@@ -78,16 +78,22 @@ enum TOMLScalar {
         return Double(literal).map(TOMLValue.float)
     }
 
-    /// RFC 3339 shapes TOML allows: dates, times, local and offset date-times.
+    /// RFC 3339 shapes TOML 1.0 allows (dates, times with seconds, local and offset date-times),
+    /// with every field in range.
     private static func isDateTime(_ text: String) -> Bool {
         let b = Array(text.utf8)
-        func digits(_ range: Range<Int>) -> Bool { range.upperBound <= b.count && range.allSatisfy { (0x30...0x39).contains(b[$0]) } }
-        func at(_ i: Int, _ c: Character) -> Bool { i < b.count && b[i] == c.asciiValue! }
+        func number(_ start: Int, _ count: Int, max: Int, min: Int = 0) -> Bool {
+            guard start + count <= b.count, (start..<(start + count)).allSatisfy({ (0x30...0x39).contains(b[$0]) }) else { return false }
+            let value = (start..<(start + count)).reduce(0) { $0 * 10 + Int(b[$1] - 0x30) }
+            return (min...max).contains(value)
+        }
+        func at(_ i: Int, _ c: UInt8) -> Bool { i < b.count && b[i] == c }
         func time(_ s: Int) -> Int? {
-            guard digits(s..<(s + 2)), at(s + 2, ":"), digits((s + 3)..<(s + 5)) else { return nil }
-            var end = s + 5
-            if at(end, ":") { guard digits((end + 1)..<(end + 3)) else { return nil }; end += 3 }
-            if at(end, ".") {
+            guard number(s, 2, max: 23), at(s + 2, 0x3A), number(s + 3, 2, max: 59), at(s + 5, 0x3A), number(s + 6, 2, max: 60) else {
+                return nil
+            }
+            var end = s + 8
+            if at(end, 0x2E) {
                 end += 1
                 let fractionStart = end
                 while end < b.count, (0x30...0x39).contains(b[end]) { end += 1 }
@@ -96,11 +102,15 @@ enum TOMLScalar {
             return end
         }
         if let end = time(0) { return end == b.count }
-        guard digits(0..<4), at(4, "-"), digits(5..<7), at(7, "-"), digits(8..<10) else { return false }
+        guard number(0, 4, max: 9999), at(4, 0x2D), number(5, 2, max: 12, min: 1), at(7, 0x2D), number(8, 2, max: 31, min: 1) else {
+            return false
+        }
         if b.count == 10 { return true }
-        guard at(10, "T") || at(10, "t") || at(10, " "), var end = time(11) else { return false }
-        if at(end, "Z") || at(end, "z") { end += 1 } else if at(end, "+") || at(end, "-") {
-            guard digits((end + 1)..<(end + 3)), at(end + 3, ":"), digits((end + 4)..<(end + 6)) else { return false }
+        guard at(10, 0x54) || at(10, 0x74) || at(10, 0x20), var end = time(11) else { return false }
+        if at(end, 0x5A) || at(end, 0x7A) {
+            end += 1
+        } else if at(end, 0x2B) || at(end, 0x2D) {
+            guard number(end + 1, 2, max: 23), at(end + 3, 0x3A), number(end + 4, 2, max: 59) else { return false }
             end += 6
         }
         return end == b.count

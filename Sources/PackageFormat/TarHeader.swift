@@ -87,7 +87,7 @@ struct TarHeader {
             let digits = String(value, radix: 8)
             put(String(repeating: "0", count: max(0, length - 1 - digits.count)) + digits, offset, length - 1)
         }
-        let (prefix, shortName) = Self.split(name) ?? ("", String(name.utf8.prefix(100))!)
+        let (prefix, shortName) = Self.split(name) ?? ("", String(decoding: name.utf8.prefix(100), as: UTF8.self))
         put(shortName, 0, 100)
         octal(UInt64(mode), 100, 8)
         octal(0, 108, 8)

@@ -96,6 +96,26 @@ import Testing
         #expect(throws: Never.self) { try BPFObjectInspector(limits: generous).inspect(bytes) }
     }
 
+    @Test func sectionZeroIsIgnoredWhateverItSays() {
+        var b = ELFBuilder()
+        _ = b.add(.init(name: "xdp", type: ELFBuilder.progbits, flags: ELFBuilder.exec, data: b.insn(0x95)))
+        var bytes = b.build()
+        let shoff = Int(bytes[40]) | Int(bytes[41]) << 8 | Int(bytes[42]) << 16 | Int(bytes[43]) << 24
+        bytes = patch(bytes, at: shoff + 4, le32(2))          // sh_type = SYMTAB
+        bytes = patch(bytes, at: shoff + 32, le64(1 << 20))   // a large size
+        bytes = patch(bytes, at: shoff + 56, le64(24))
+        #expect(throws: Never.self) { try inspector.inspect(bytes) }
+        bytes = patch(bytes, at: shoff + 4, le32(1))          // PROGBITS
+        bytes = patch(bytes, at: shoff + 8, le64(6))          // executable
+        #expect((try? inspector.inspect(bytes))?.programs.count == 1)
+    }
+
+    @Test func sectionHeaderOffsetNearTheTopOfTheAddressSpace() {
+        var bytes = patch(valid(), at: 40, le64(0x7FFF_FFFF_FFFF_FFF0))
+        bytes = patch(bytes, at: 60, [0, 0])
+        #expect(refusal(bytes)?.code == "elf-truncated")
+    }
+
     @Test func sectionNameTableIndexOutOfRange() {
         #expect(refusal(patch(valid(), at: 62, [0xF0, 0x00]))?.code == "elf-bad-header")
     }
@@ -192,6 +212,26 @@ import Testing
             + le32(0) + le32(0) + funcInfo
         _ = b.add(.init(name: ".BTF.ext", type: ELFBuilder.progbits, data: ext))
         #expect(refusal(b.build())?.code == "btf-ext-invalid")
+    }
+
+    /// libbpf's `__ulong(map_extra, N)` is an anonymous enum member whose value is N.
+    @Test func enumValuedMapFields() throws {
+        let strings = Array("\0int\0type\0map_extra\0m\0.maps\0".utf8)
+        // name offsets: int 1, type 5, map_extra 10, m 20, .maps 22
+        let types = le32(1) + le32(0x0100_0000) + le32(4) + le32(32)                 // 1: int
+            + le32(0) + le32(0x0300_0000) + le32(0) + le32(1) + le32(1) + le32(2)     // 2: int[2]
+            + le32(0) + le32(0x0200_0000) + le32(2)                                   // 3: int (*)[2]
+            + le32(0) + le32(0x0600_0001) + le32(8) + le32(0) + le32(7)               // 4: enum { = 7 }
+            + le32(0) + le32(0x0400_0002) + le32(16) + le32(5) + le32(3) + le32(0) + le32(10) + le32(4) + le32(64) // 5: struct
+            + le32(20) + le32(0x0E00_0000) + le32(5) + le32(1)                        // 6: var m
+            + le32(22) + le32(0x0F00_0001) + le32(0) + le32(6) + le32(0) + le32(16)   // 7: datasec .maps
+        var b = ELFBuilder()
+        _ = b.add(.init(name: "xdp", type: ELFBuilder.progbits, flags: ELFBuilder.exec, data: b.insn(0x95)))
+        _ = b.add(.init(name: ".maps", type: ELFBuilder.progbits, data: [UInt8](repeating: 0, count: 16)))
+        _ = b.add(.init(name: ".BTF", type: ELFBuilder.progbits, data: btf(types: types, strings: strings)))
+        let report = try inspector.inspect(b.build())
+        #expect(report.maps.map(\.name) == ["m"])
+        #expect(report.maps.first?.type == "array")
     }
 
     @Test func btfExtWithoutBTF() {

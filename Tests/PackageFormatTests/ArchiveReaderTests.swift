@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import PackageFormat
 
@@ -181,5 +182,76 @@ extension Result where Failure == ArchiveError {
     var failureCode: String? {
         if case let .failure(error) = self { return error.code }
         return nil
+    }
+}
+
+/// Cases found by review and fuzzing.
+@Suite struct ArchiveReaderRegressionTests {
+    let reading = ArchiveReaderTests()
+
+    func refusal(_ build: (inout TarBuilder) -> Void) throws -> ArchiveError? {
+        try reading.refusal(build)
+    }
+
+    /// Each link looks harmless on its own, but through the first the second climbs out.
+    @Test func chainedLinksThatEscape() throws {
+        #expect(try refusal {
+            $0.entry("pkg/q/", type: "5")
+            $0.entry("pkg/a/b/c/d/y", type: "2", link: "../../../../q")
+            $0.entry("pkg/a/b/c/d/x", type: "2", link: "y/../../../../etc/passwd")
+        }?.code == "archive-link-escapes")
+        // The same links in the other order.
+        #expect(try refusal {
+            $0.entry("pkg/a/b/c/d/x", type: "2", link: "y/../../../../etc/passwd")
+            $0.entry("pkg/a/b/c/d/y", type: "2", link: "../../../../q")
+        }?.code == "archive-link-escapes")
+        #expect(try refusal { $0.entry("pkg/loop", type: "2", link: "loop/x") }?.code == "archive-link-escapes")
+        #expect(try refusal {
+            $0.entry("pkg/bin/tool", content: [1])
+            $0.entry("pkg/current", type: "2", link: "bin")
+            $0.entry("pkg/run", type: "2", link: "current/tool")
+        } == nil)
+    }
+
+    @Test func implicitDirectoriesCannotBecomeFiles() throws {
+        #expect(try refusal { $0.entry("pkg/a/x", content: [1]); $0.entry("pkg/a", content: [2]) } == .duplicateEntry(entry: "pkg/a"))
+        #expect(try refusal { $0.entry("pkg/a/x", content: [1]); $0.entry("pkg/a/", type: "5") } == nil)
+    }
+
+    @Test func paxLengthsThatWouldOverflow() throws {
+        var builder = TarBuilder()
+        builder.entry("PaxHeader", type: "x", content: Array("6 a=b\n9223372036854775807 p=x\n".utf8))
+        builder.entry("pkg/a", content: [1])
+        guard case let .failure(error) = reading.read(try TarBuilder.gzip(builder.tar())) else {
+            Issue.record("accepted a malformed pax header")
+            return
+        }
+        #expect(error.code == "archive-bad-header")
+    }
+
+    @Test func nonASCIINamesNeedingPaxAreWritten() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let name = "a" + String(repeating: "é", count: 60)
+        let file = directory.appendingPathComponent("content")
+        try Data("x".utf8).write(to: file)
+        let output = directory.appendingPathComponent("t.tar.gz").path
+        _ = try ArchiveWriter(topLevel: "top", modificationTime: 0).write([.init(path: name, source: file.path, executable: false)], to: output)
+        let reader = try ArchiveReader(FileSource(path: output), expectedTopLevel: "top")
+        var paths: [String] = []
+        while let entry = try reader.next() { paths.append(entry.relativePath) }
+        #expect(paths.contains(name))
+    }
+
+    @Test func globsStayFastOnHostilePatterns() {
+        let name = String(repeating: "a", count: 60)
+        #expect(!RelativePath.matches(name, pattern: "*a*a*a*a*a*a*a*a*a*a*b"))
+        #expect(!RelativePath.matches(Array(repeating: "d", count: 30).joined(separator: "/"),
+                                      pattern: Array(repeating: "**/d", count: 20).joined(separator: "/") + "/x"))
+        #expect(RelativePath.matches("src/a/b/c.c", pattern: "src/**/*.c"))
+        #expect(RelativePath.matches("src/c.c", pattern: "src/**/*.c"))
+        #expect(RelativePath.matches("build.sh", pattern: "b?ild.*"))
+        #expect(!RelativePath.matches("src/c.h", pattern: "src/*.c"))
+        #expect(!RelativePath.matches("src/x/c.c", pattern: "src/*.c"))
     }
 }

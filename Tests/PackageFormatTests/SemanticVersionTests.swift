@@ -24,6 +24,11 @@ import PackageFormat
         #expect(versions.sorted().map(\.description) == ordered)
     }
 
+    @Test func hugeNumericIdentifiersCompareAsNumbers() throws {
+        #expect(try SemanticVersion("1.0.0-99999999999999999999") < SemanticVersion("1.0.0-100000000000000000000"))
+        #expect(try SemanticVersion("1.0.0-100000000000000000000") < SemanticVersion("1.0.0-a"))
+    }
+
     @Test func buildMetadataDoesNotAffectEqualityOrPrecedence() throws {
         let a = try SemanticVersion("1.0.0+a"), b = try SemanticVersion("1.0.0+b")
         #expect(a == b)

@@ -79,6 +79,8 @@ import Testing
         ("a = [1 2]", 1), ("a = {b = 1,}", 1), ("a = {b = 1\n}", 1), ("a = \"\\q\"", 1), ("a = tru", 1), ("a = 1 b = 2", 1),
         ("a.b = 1\n[a.b]", 2), ("a = {b = 1}\n[a.c]", 2), ("a = {b = 1}\na.c = 2", 2), ("[a\nb]", 1), ("= 1", 1),
         ("a = \"x\u{01}\"", 1), ("a = 2026-13", 1), ("# \u{7F}", 1), ("a = \"\\uD800\"", 1),
+        ("t = 07:32", 1), ("t = 1979-05-27T07:32Z", 1), ("t = 1979-13-45", 1), ("t = 25:99:99", 1),
+        ("a = \"\\u+041\"", 1), ("a = \"\"\"x\ry\"\"\"", 1), ("a = '''x\ry'''", 1),
     ] as [(String, Int)])
     func invalidDocumentsAreRefusedWithTheirLine(text: String, line: Int) {
         do {
@@ -94,6 +96,25 @@ import Testing
         #expect(throws: TOMLError.self) { try TOMLParser.parse(deep) }
         let fine = "a = " + String(repeating: "[", count: 10) + String(repeating: "]", count: 10)
         #expect(throws: Never.self) { try TOMLParser.parse(fine) }
+    }
+
+    @Test func dottedKeysAreBounded() {
+        let deep = (0..<10_000).map { _ in "a" }.joined(separator: ".") + " = 1"
+        #expect(throws: TOMLError.self) { try TOMLParser.parse(deep) }
+        let header = "[" + (0..<10_000).map { _ in "a" }.joined(separator: ".") + "]"
+        #expect(throws: TOMLError.self) { try TOMLParser.parse(header) }
+    }
+
+    @Test func manyArrayTablesAreAppendedInPlace() throws {
+        let document = try TOMLParser.parse(String(repeating: "[[a]]\nx = 1\n", count: 20_000))
+        guard case let .array(items)? = document["a"] else { Issue.record("no array"); return }
+        #expect(items.count == 20_000)
+    }
+
+    @Test func validDateTimes() throws {
+        for text in ["1979-05-27T07:32:00Z", "1979-05-27T00:32:00.999999-07:00", "1979-05-27 07:32:00", "1979-05-27", "07:32:00", "00:32:00.5"] {
+            #expect(try TOMLParser.parse("t = \(text)")["t"] == .datetime(text))
+        }
     }
 
     @Test func implicitTablesMayBeDefinedLater() throws {
