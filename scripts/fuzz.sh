@@ -64,7 +64,8 @@ seconds=${1:-60}
 printf '%-10s %12s %10s %10s %s\n' target executions exec/s findings corpus
 for target in "${targets[@]}"; do
   corpus=$out/corpus-$target
-  mkdir -p "$corpus" "$out/$target"
+  # Findings of earlier runs live in Fuzz/regressions once handled; count only this run's.
+  rm -rf "${out:?}/$target" && mkdir -p "$corpus" "$out/$target"
   log=$out/$target.log
   "$build/fuzz-$target" -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=3072 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$out/$target/" "$corpus" "$seeds/$target" > "$log" 2>&1 || true

@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 
 /// The `epr` command line.
-public struct EPRCommand: ParsableCommand {
+public struct EPRCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "epr",
         abstract: "The eBPF Package Repository: package, inspect and publish eBPF packages.",
-        subcommands: [PackageCommand.self, InspectCommand.self]
+        subcommands: [PackageCommand.self, InspectCommand.self, ServeCommand.self, PublishCommand.self, DownloadCommand.self,
+                      InfoCommand.self, VersionsCommand.self, YankCommand.self, SearchCommand.self]
     )
 
     public init() {}
@@ -14,10 +15,14 @@ public struct EPRCommand: ParsableCommand {
 
 extension EPRCommand {
     /// Runs the command line, exiting 1 without another message for failures already reported.
-    public static func runMain() {
+    public static func runMain() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch is ReportedFailure {
             Foundation.exit(1)
         } catch {

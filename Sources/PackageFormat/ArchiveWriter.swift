@@ -42,7 +42,7 @@ public struct ArchiveWriter {
             if !closed { close(fd) }
             unlink(temporary)
         }
-        var hasher = ContentHasher()
+        var hasher = StreamingSHA256()
         let gzip = try GzipWriter { bytes in
             hasher.update(bytes)
             try Self.writeAll(fd, bytes, path: temporary)

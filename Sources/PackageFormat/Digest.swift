@@ -51,9 +51,10 @@ public final class HashingSource<Base: ByteSource>: ByteSource {
     public var digest: SHA256Digest { SHA256Digest(hasher.finalize()) }
 }
 
-/// Incremental SHA-256 for file contents read in chunks.
-struct ContentHasher {
+/// Incremental SHA-256 for contents that arrive in pieces.
+public struct StreamingSHA256: Sendable {
     private var hasher = SHA256()
-    mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
-    func finalize() -> SHA256Digest { SHA256Digest(hasher.finalize()) }
+    public init() {}
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    public func finalize() -> SHA256Digest { SHA256Digest(hasher.finalize()) }
 }

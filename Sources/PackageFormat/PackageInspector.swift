@@ -51,7 +51,7 @@ public struct PackageInspector: Sendable {
                 findings.append(Finding(.error, "object.too-large", "\(entry.relativePath) is too large to inspect (\(entry.size) bytes)",
                                         at: entry.relativePath))
             }
-            var hasher = ContentHasher()
+            var hasher = StreamingSHA256()
             var kept: [UInt8] = []
             if keep { kept.reserveCapacity(Int(entry.size)) }
             while true {

@@ -1,3 +1,3 @@
 import CLI
 
-EPRCommand.runMain()
+await EPRCommand.runMain()

@@ -6,22 +6,10 @@ import Testing
 
 /// The `epr` executable end to end: `epr package` and `epr inspect`, in text and JSON.
 @Suite struct CommandLineTests {
-    static var epr: String {
-        get throws {
-            if let explicit = ProcessInfo.processInfo.environment["EPR_BINARY"] { return explicit }
-            let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            for candidate in [directory, directory.deletingLastPathComponent()].map({ $0.appendingPathComponent("epr").path })
-            where FileManager.default.isExecutableFile(atPath: candidate) {
-                return candidate
-            }
-            let built = Fixtures.root.appendingPathComponent(".build/debug/epr").path
-            try #require(FileManager.default.isExecutableFile(atPath: built), "the epr executable was not built")
-            return built
-        }
-    }
+    static var epr: String { Fixtures.eprBinary }
 
     func epr(_ arguments: String...) throws -> (status: Int32, output: String) {
-        try Fixtures.run(try Self.epr, arguments)
+        try Fixtures.run(Self.epr, arguments)
     }
 
     @Test func packageThenInspectAsJSON() throws {

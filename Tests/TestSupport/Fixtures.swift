@@ -1,4 +1,5 @@
 import Foundation
+import PackageFormat
 
 /// Paths to the example packages and fixtures in the repository.
 public enum Fixtures {
@@ -52,5 +53,43 @@ public enum Fixtures {
             }
         }
         return nil
+    }
+}
+
+extension Fixtures {
+    /// Builds an example package into `directory`, optionally as another version, and returns
+    /// the archive's path.
+    public static func packageArchive(_ example: String, version: String? = nil, into directory: URL) throws -> String {
+        var source = examples.appendingPathComponent(example)
+        if let version {
+            let copy = directory.appendingPathComponent("src-\(example)-\(version)")
+            try? FileManager.default.removeItem(at: copy)
+            try FileManager.default.copyItem(at: source, to: copy)
+            let manifest = copy.appendingPathComponent("epr.toml")
+            var text = try String(contentsOf: manifest, encoding: .utf8)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("version = ") }!
+            text = text.replacingOccurrences(of: String(line), with: "version = \"\(version)\"")
+            try text.write(to: manifest, atomically: true, encoding: .utf8)
+            source = copy
+        }
+        let output = directory.appendingPathComponent("out-\(example)-\(version ?? "default")")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        return try PackageBuilder().build(directory: source, output: output, modificationTime: 0).path
+    }
+
+    /// The `epr` executable built with the tests.
+    public static var eprBinary: String {
+        if let explicit = ProcessInfo.processInfo.environment["EPR_BINARY"] { return explicit }
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()].map({ $0.appendingPathComponent("epr").path })
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return root.appendingPathComponent(".build/debug/epr").path
+    }
+
+    public struct FixtureError: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 }

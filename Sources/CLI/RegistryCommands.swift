@@ -1,0 +1,166 @@
+import ArgumentParser
+import Client
+import Foundation
+import PackageFormat
+
+/// The JSON the registry answers with, as far as the command line shows it.
+struct VersionInfo: Decodable {
+    var name: String
+    var version: String
+    var artifact: String
+    var platforms: [String]
+    var sha256: String
+    var size: Int64
+    var publisher: String
+    var published_at: String
+    var yanked: Bool
+    var yank_reason: String?
+    var deprecated: String?
+}
+
+struct PackageInfo: Decodable {
+    var name: String
+    var description: String
+    var latest: String?
+    var versions: [VersionInfo]
+}
+
+struct SearchPage: Decodable {
+    struct Item: Decodable { var name: String; var description: String; var latest: String? }
+    var items: [Item]
+    var total: Int
+    var page: Int
+    var per_page: Int
+}
+
+extension Data {
+    func decoded<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: self) }
+    func printJSON() { FileHandle.standardOutput.write(self + Data("\n".utf8)) }
+}
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a package archive.")
+    @Argument(help: "The package archive (<artifact>.tar.gz), as written by epr package.") var file: String
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let client = try options.client()
+        let progress = ProgressLine(label: "uploading")
+        let data = try await reportingProblems { try await client.publish(file: file, progress: options.json ? nil : progress.update) }
+        progress.finish()
+        if options.json { data.printJSON(); return }
+        let version = try data.decoded(VersionInfo.self)
+        Output.line("published \(version.name)@\(version.version) (\(version.sha256), \(version.size) bytes)")
+    }
+}
+
+struct DownloadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "download", abstract: "Download a package archive.")
+    @Argument(help: "NAME or NAME@VERSION (default: latest).") var package: PackageReference
+    @Option(help: "Download the build for this platform (a codename such as jammy, or Windows), as L3AFD does.") var platform: String?
+    @Option(name: .shortAndLong, help: "The directory to write <artifact> into (default: the current directory).") var output = "."
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let client = try options.client()
+        let version = package.version ?? "latest"
+        let info = try await reportingProblems {
+            try await client.get("/api/v1/packages/\(package.name)/versions/\(version)").decoded(VersionInfo.self)
+        }
+        // With a platform, ask exactly as L3AFD would, so resolution follows the same rules.
+        let path = platform.map { "/\(package.name)/\(version)/\($0)/\(info.artifact)" }
+            ?? "/api/v1/packages/\(package.name)/versions/\(info.version)/download"
+        let destination = URL(fileURLWithPath: output).appendingPathComponent(info.artifact).path
+        let progress = ProgressLine(label: info.artifact)
+        let digest = try await reportingProblems { try await client.download(path, to: destination, progress: options.json ? nil : progress.update) }
+        progress.finish()
+        if options.json {
+            try Output.json(["path": destination, "name": info.name, "version": info.version, "sha256": digest.description])
+        } else {
+            if let deprecated = info.deprecated { Output.error("warning: \(info.name)@\(info.version) is deprecated: \(deprecated)") }
+            Output.line("downloaded \(info.name)@\(info.version) -> \(destination) (\(digest))")
+        }
+    }
+}
+
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a package, or one of its versions.")
+    @Argument(help: "NAME or NAME@VERSION.") var package: PackageReference
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let client = try options.client()
+        if let version = package.version {
+            let data = try await reportingProblems { try await client.get("/api/v1/packages/\(package.name)/versions/\(version)") }
+            if options.json { data.printJSON(); return }
+            let info = try data.decoded(VersionInfo.self)
+            Output.line("\(info.name)@\(info.version)\(info.yanked ? " (yanked\(info.yank_reason.map { ": \($0)" } ?? ""))" : "")")
+            Output.line("  artifact   \(info.artifact)")
+            Output.line("  platforms  \(info.platforms.joined(separator: ", "))")
+            Output.line("  sha256     \(info.sha256)")
+            Output.line("  size       \(info.size) bytes")
+            Output.line("  published  \(info.published_at) by \(info.publisher)")
+            if let deprecated = info.deprecated { Output.line("  deprecated \(deprecated)") }
+            return
+        }
+        let data = try await reportingProblems { try await client.get("/api/v1/packages/\(package.name)") }
+        if options.json { data.printJSON(); return }
+        let info = try data.decoded(PackageInfo.self)
+        Output.line("\(info.name)  latest \(info.latest ?? "none")")
+        Output.line("  \(info.description)")
+        Output.line("  \(info.versions.count) version(s): " + info.versions.prefix(10).map(\.version).joined(separator: ", "))
+    }
+}
+
+struct VersionsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "versions", abstract: "List a package's versions, highest first.")
+    @Argument(help: "The package name.") var name: String
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let client = try options.client()
+        let data = try await reportingProblems { try await client.get("/api/v1/packages/\(name)/versions") }
+        if options.json { data.printJSON(); return }
+        for version in try data.decoded([VersionInfo].self) {
+            var notes: [String] = []
+            if version.yanked { notes.append("yanked") }
+            if version.deprecated != nil { notes.append("deprecated") }
+            Output.line("\(version.version)\t\(version.published_at)\t\(version.platforms.joined(separator: ","))"
+                        + (notes.isEmpty ? "" : "\t" + notes.joined(separator: ", ")))
+        }
+    }
+}
+
+struct YankCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "yank", abstract: "Yank a version: it still downloads by exact version, but never resolves as latest.")
+    @Argument(help: "NAME@VERSION.") var package: PackageReference
+    @Option(help: "Why it is yanked.") var reason: String?
+    @Flag(help: "Undo a yank.") var undo = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        guard let version = package.version else { throw ValidationError("name the version: NAME@VERSION") }
+        let client = try options.client()
+        let data = try await reportingProblems { try await client.setYanked(package.name, version, yanked: !undo, reason: reason) }
+        if options.json { data.printJSON(); return }
+        Output.line("\(undo ? "unyanked" : "yanked") \(package.name)@\(version)")
+    }
+}
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Search packages by name, description and keywords.")
+    @Argument(help: "The search term.") var term: String = ""
+    @Option(help: "The page of results.") var page = 1
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let client = try options.client()
+        let query = term.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&+=?"))) ?? ""
+        let data = try await reportingProblems { try await client.get("/api/v1/packages?q=\(query)&page=\(page)") }
+        if options.json { data.printJSON(); return }
+        let result = try data.decoded(SearchPage.self)
+        for item in result.items { Output.line("\(item.name)\t\(item.latest ?? "-")\t\(item.description)") }
+        Output.line("\(result.total) package(s)" + (result.total > result.page * result.per_page ? "; more with --page \(result.page + 1)" : ""))
+    }
+}

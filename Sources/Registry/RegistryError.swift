@@ -1,0 +1,63 @@
+import PackageFormat
+
+/// Everything the registry refuses, each with a stable code. The server maps these to HTTP
+/// statuses and `application/problem+json` in one place.
+public enum RegistryError: Error, Sendable, Equatable {
+    case invalidName(String, reason: String)
+    case invalidVersion(String, reason: String)
+    case invalidPlatform(String)
+    case invalidDigest(String)
+    case packageNotFound(String)
+    case versionNotFound(package: String, version: String)
+    case noPublishedVersion(package: String, platform: String?)
+    case noBuildForPlatform(package: String, version: String, platform: String)
+    case artifactMismatch(expected: String, requested: String)
+    case blobNotFound(String)
+    case versionExists(package: String, version: String)
+    case invalidPackage(findings: [Finding])
+    case archiveRefused(ArchiveError)
+    case unauthenticated
+    case forbidden(String)
+
+    public var code: String {
+        switch self {
+        case .invalidName: "invalid-name"
+        case .invalidVersion: "invalid-version"
+        case .invalidPlatform: "invalid-platform"
+        case .invalidDigest: "invalid-digest"
+        case .packageNotFound: "package-not-found"
+        case .versionNotFound: "version-not-found"
+        case .noPublishedVersion: "no-published-version"
+        case .noBuildForPlatform: "no-build-for-platform"
+        case .artifactMismatch: "artifact-mismatch"
+        case .blobNotFound: "blob-not-found"
+        case .versionExists: "version-exists"
+        case .invalidPackage: "invalid-package"
+        case let .archiveRefused(error): error.code
+        case .unauthenticated: "unauthenticated"
+        case .forbidden: "forbidden"
+        }
+    }
+
+    public var detail: String {
+        switch self {
+        case let .invalidName(name, reason): "\"\(name)\" is not a valid package name: \(reason)"
+        case let .invalidVersion(version, reason): "\"\(version)\" is not a valid version: \(reason)"
+        case let .invalidPlatform(platform): "\"\(platform)\" is not a platform (a distribution codename such as jammy, or Windows)"
+        case let .invalidDigest(digest): "\"\(digest)\" is not a sha256 digest"
+        case let .packageNotFound(name): "there is no package \(name)"
+        case let .versionNotFound(name, version): "\(name) has no version \(version)"
+        case let .noPublishedVersion(name, platform):
+            "\(name) has no published version" + (platform.map { " for \($0)" } ?? "") + " that latest can resolve to"
+        case let .noBuildForPlatform(name, version, platform): "\(name) \(version) has no build for \(platform)"
+        case let .artifactMismatch(expected, requested): "the artifact of this version is \(expected), not \(requested)"
+        case let .blobNotFound(digest): "no blob \(digest)"
+        case let .versionExists(name, version): "\(name) \(version) is already published; versions are immutable, publish a new version"
+        case let .invalidPackage(findings):
+            "the package is invalid: " + findings.filter { $0.severity == .error }.map(\.message).joined(separator: "; ")
+        case let .archiveRefused(error): "the archive was refused: \(error)"
+        case .unauthenticated: "this needs a token: send Authorization: Bearer <token>"
+        case let .forbidden(reason): reason
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import BPFObject
+import Foundation
+import Logging
+import NIOPosix
+import PackageFormat
+import Storage
+
+/// The registry's domain operations: publish, look up, resolve, yank and deprecate versions.
+/// It works through the storage protocols and never knows which database or blob store it has.
+public struct RegistryService: Sendable {
+    public let metadata: any MetadataStore
+    public let blobs: any BlobStore
+    public var inspector: PackageInspector
+    public var policy = AuthorizationPolicy()
+    let logger: Logger
+
+    public init(metadata: any MetadataStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
+        self.metadata = metadata
+        self.blobs = blobs
+        self.inspector = inspector
+        self.logger = logger
+    }
+
+    // MARK: Publishing
+
+    /// Publishes the package archive spooled in `upload` (a temporary file of the blob store,
+    /// consumed whatever happens). The version becomes visible atomically, only once both its
+    /// blob and its metadata are durable.
+    public func publish(upload: URL, by principal: Principal?) async throws -> VersionRecord {
+        defer { try? FileManager.default.removeItem(at: upload) }
+        let inspector = self.inspector
+        let report = try await NIOThreadPool.singleton.runIfActive { () throws -> PackageReport in
+            do throws(ArchiveError) { return try inspector.inspect(path: upload.path) } catch { throw RegistryError.archiveRefused(error) }
+        }
+        guard let manifest = report.manifest, report.isValid else {
+            throw RegistryError.invalidPackage(findings: report.findings.filter { $0.severity != .info })
+        }
+        try policy.authorize(.publish(package: manifest.name.value), for: principal)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let record = VersionRecord(
+            package: manifest.name.value, version: manifest.version.description, artifact: manifest.artifact,
+            platforms: manifest.platforms, digest: report.sha256, size: Int64(report.size),
+            manifest: try encoder.encode(manifest), report: try encoder.encode(report),
+            publisher: principal?.name ?? "", publishedAt: Date())
+        let blobs = self.blobs, digest = report.sha256
+        do {
+            try await metadata.insertVersion(record, packageName: manifest.name.value, canonical: manifest.name.canonical,
+                                             description: manifest.description) {
+                try await blobs.store(upload, digest: digest)
+            }
+        } catch let MetadataStoreError.versionExists(package, version) {
+            throw RegistryError.versionExists(package: package, version: version)
+        }
+        logger.info("published", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)",
+                                            "digest": "\(digest)", "publisher": "\(record.publisher)"])
+        return record
+    }
+
+    // MARK: Reading
+
+    public func package(named name: String) async throws -> (package: PackageRecord, versions: [VersionRecord]) {
+        let canonical = try Self.canonical(name)
+        guard let package = try await metadata.package(canonical: canonical) else { throw RegistryError.packageNotFound(name) }
+        return (package, VersionResolver.sorted(try await metadata.versions(canonical: canonical)))
+    }
+
+    public func version(_ name: String, _ version: String) async throws -> VersionRecord {
+        let canonical = try Self.canonical(name)
+        if version == "latest" { return try await resolve(name, "latest", platform: nil) }
+        do { _ = try SemanticVersion(version) } catch { throw RegistryError.invalidVersion(version, reason: error.reason) }
+        guard let record = try await metadata.version(canonical: canonical, version: version) else {
+            if try await metadata.package(canonical: canonical) == nil { throw RegistryError.packageNotFound(name) }
+            throw RegistryError.versionNotFound(package: name, version: version)
+        }
+        return record
+    }
+
+    /// The version a download means: an exact version (yanked ones included: they still
+    /// download by exact version), or `latest`, for a platform when one is given.
+    public func resolve(_ name: String, _ version: String, platform: String?) async throws -> VersionRecord {
+        if let platform, !VersionResolver.isPlatform(platform) { throw RegistryError.invalidPlatform(platform) }
+        let record: VersionRecord
+        if version == "latest" {
+            let canonical = try Self.canonical(name)
+            let versions = try await metadata.versions(canonical: canonical)
+            guard !versions.isEmpty else { throw RegistryError.packageNotFound(name) }
+            guard let latest = VersionResolver.latest(versions, platform: platform) else {
+                throw RegistryError.noPublishedVersion(package: name, platform: platform)
+            }
+            record = latest
+        } else {
+            record = try await self.version(name, version)
+        }
+        if let platform, !VersionResolver.serves(record, platform: platform) {
+            throw RegistryError.noBuildForPlatform(package: name, version: record.version, platform: platform)
+        }
+        return record
+    }
+
+    public func search(_ query: String, page: Int, perPage: Int) async throws -> Page<PackageRecord> {
+        try await metadata.searchPackages(query: query, offset: max(0, page - 1) * perPage, limit: perPage)
+    }
+
+    // MARK: Changing versions
+
+    public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?, by principal: Principal?) async throws -> VersionRecord {
+        try policy.authorize(.yank(package: name), for: principal)
+        let record = try await self.version(name, version)
+        try await metadata.setYanked(canonical: try Self.canonical(name), version: record.version, yanked: yanked, reason: reason)
+        logger.info(yanked ? "yanked" : "unyanked", metadata: ["package": "\(name)", "version": "\(record.version)",
+                                                                "by": "\(principal?.name ?? "")"])
+        return try await self.version(name, record.version)
+    }
+
+    public func setDeprecation(_ name: String, _ version: String, message: String?, by principal: Principal?) async throws -> VersionRecord {
+        try policy.authorize(.deprecate(package: name), for: principal)
+        let record = try await self.version(name, version)
+        try await metadata.setDeprecation(canonical: try Self.canonical(name), version: record.version, message: message)
+        return try await self.version(name, record.version)
+    }
+
+    // MARK: Housekeeping
+
+    /// Removes what a crash can leave behind: spooled uploads that never finished, and blobs
+    /// that no version refers to (stored just before a crash, or for a refused version).
+    public func sweep() async throws -> (temporaryFiles: Int, orphanBlobs: Int) {
+        let temporary = try await blobs.sweepTemporaryFiles()
+        let referenced = try await metadata.referencedDigests()
+        var orphans = 0
+        for digest in try await blobs.allDigests() where !referenced.contains(digest) {
+            try await blobs.delete(digest)
+            orphans += 1
+        }
+        if temporary > 0 || orphans > 0 {
+            logger.notice("swept leftovers", metadata: ["temporary_files": "\(temporary)", "orphan_blobs": "\(orphans)"])
+        }
+        return (temporary, orphans)
+    }
+
+    static func canonical(_ name: String) throws(RegistryError) -> String {
+        do { return try PackageName(name).canonical } catch {
+            // Look-ups accept any spelling that canonicalises to a valid name (Xdp_Filter finds xdp-filter).
+            let canonical = PackageName.canonicalForm(name)
+            guard (try? PackageName(canonical)) != nil else { throw .invalidName(name, reason: error.reason) }
+            return canonical
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Hummingbird
+import Logging
+import Registry
+import Storage
+
+/// The running registry: its application and the pieces tests and commands need.
+public struct RegistryServer {
+    public let application: Application<RouterResponder<BasicRequestContext>>
+    public let registry: RegistryService
+    /// A generated admin token, when this start created the admin (also written to `<data>/admin-token`).
+    public let generatedAdminToken: String?
+}
+
+extension RegistryServer {
+    /// The single wiring point: opens the data directory (SQLite metadata and a
+    /// content-addressed file blob store), sweeps leftovers of a crash, creates the admin on
+    /// first start, and builds the router.
+    public static func build(configuration: ServerConfiguration, environment: [String: String], logger: Logger) async throws -> RegistryServer {
+        let data = URL(fileURLWithPath: configuration.dataDirectory)
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let metadata = try await SQLiteMetadataStore.open(path: data.appendingPathComponent("epr.sqlite").path, logger: logger)
+        try await metadata.migrate()
+        let blobs = try FileBlobStore(root: data)
+        let registry = RegistryService(metadata: metadata, blobs: blobs, logger: logger)
+        _ = try await registry.sweep()
+
+        var generated: String?
+        let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        switch try await registry.bootstrapAdmin(token: supplied) {
+        case let .generated(token):
+            let file = data.appendingPathComponent("admin-token")
+            FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            logger.notice("created the admin; its token is in the file named here", metadata: ["file": "\(file.path)"])
+            generated = token
+        case .created:
+            logger.notice("created the admin with the token from EPR_ADMIN_TOKEN")
+        case .existing:
+            if supplied != nil { logger.info("an admin exists already; EPR_ADMIN_TOKEN is only used on first start") }
+        }
+
+        let metrics = ServerMetrics()
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: ProblemMiddleware())
+        OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
+        PackageRoutes(registry: registry, configuration: configuration, metrics: metrics).add(to: router)
+        DownloadRoutes(registry: registry, metrics: metrics).add(to: router)
+
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "epr"),
+            onServerRunning: { channel in
+                logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger)
+        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated)
+    }
+}

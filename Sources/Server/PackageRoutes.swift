@@ -1,0 +1,184 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PackageFormat
+import Registry
+import Storage
+
+/// The REST API v1: publish, list and search, package and version metadata, yank and
+/// deprecation, and the generated L3AFD config entry.
+struct PackageRoutes: Sendable {
+    let registry: RegistryService
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+
+    static let acceptedUploadTypes: Set<String> = [
+        "application/gzip", "application/x-gzip", "application/octet-stream", "application/vnd.epr.package+gzip",
+    ]
+
+    func add(to router: Router<BasicRequestContext>) {
+        let api = router.group("api/v1")
+        api.post("packages", use: publish)
+        api.get("packages", use: search)
+        api.get("packages/:name", use: package)
+        api.get("packages/:name/versions", use: versions)
+        api.get("packages/:name/versions/:version", use: version)
+        api.put("packages/:name/versions/:version/yank") { request, context in try await yank(request, context, yanked: true) }
+        api.delete("packages/:name/versions/:version/yank") { request, context in try await yank(request, context, yanked: false) }
+        api.put("packages/:name/versions/:version/deprecation") { request, context in try await deprecate(request, context, remove: false) }
+        api.delete("packages/:name/versions/:version/deprecation") { request, context in try await deprecate(request, context, remove: true) }
+        api.get("packages/:name/versions/:version/l3afd-config", use: l3afdConfig)
+    }
+
+    func baseURL(_ request: Request) -> String {
+        configuration.publicURL ?? "http://\(request.head.authority ?? "\(configuration.host):\(configuration.port)")"
+    }
+
+    func principal(_ request: Request) async throws -> Principal? {
+        guard let header = request.headers[.authorization] else { return nil }
+        guard header.hasPrefix("Bearer ") else { throw RegistryError.unauthenticated }
+        return try await registry.principal(forToken: header.dropFirst(7))
+    }
+
+    // MARK: Publish
+
+    @Sendable func publish(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        // Refuse before reading a byte of the body: who, what type, how large.
+        let principal = try await principal(request)
+        guard principal != nil else { throw RegistryError.unauthenticated }
+        let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard let type, Self.acceptedUploadTypes.contains(type) else {
+            throw Problem(.unsupportedMediaType, "unsupported-media-type",
+                          "send the package archive as application/gzip (got \(type ?? "no Content-Type"))")
+        }
+        let limit = configuration.maxUploadSize
+        if let length = request.headers[.contentLength].flatMap(Int64.init), length > limit {
+            throw Problem(.contentTooLarge, "body-too-large", "the upload is \(length) bytes; the limit is \(limit)")
+        }
+        let upload = try registry.blobs.temporaryFile()
+        do {
+            try await Spool.write(request.body, to: upload.path, limit: limit)
+        } catch {
+            try? FileManager.default.removeItem(at: upload)
+            throw error
+        }
+        let record = try await registry.publish(upload: upload, by: principal)
+        metrics.published()
+        let location = "/api/v1/packages/\(record.package)/versions/\(record.version)"
+        return try JSON.response(VersionDetail(summary: VersionSummary(record, baseURL: baseURL(request)),
+                                               manifest: try? JSONDecoder().decode(Manifest.self, from: record.manifest), report: nil),
+                                 status: .created, headers: [.location: location])
+    }
+
+    // MARK: Reading
+
+    @Sendable func search(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters.get("q") ?? ""
+        let page = max(1, request.uri.queryParameters.get("page", as: Int.self) ?? 1)
+        let perPage = min(100, max(1, request.uri.queryParameters.get("per_page", as: Int.self) ?? 20))
+        guard query.count <= 200 else { throw Problem(.badRequest, "invalid-query", "the search term is longer than 200 characters") }
+        let result = try await registry.search(query, page: page, perPage: perPage)
+        var items: [PackageSummary] = []
+        for package in result.items {
+            let versions = try await registry.metadata.versions(canonical: package.canonical)
+            items.append(PackageSummary(name: package.name, description: package.description,
+                                        latest: VersionResolver.latest(versions, platform: nil)?.version, updated_at: package.updatedAt))
+        }
+        return try JSON.response(PageBody(items: items, total: result.total, page: page, per_page: perPage))
+    }
+
+    @Sendable func package(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let (package, versions) = try await registry.package(named: try context.parameters.require("name"))
+        let base = baseURL(request)
+        return try JSON.response(PackageDetail(name: package.name, description: package.description, created_at: package.createdAt,
+                                               updated_at: package.updatedAt, latest: VersionResolver.latest(versions, platform: nil)?.version,
+                                               versions: versions.map { VersionSummary($0, baseURL: base) }))
+    }
+
+    @Sendable func versions(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let (_, versions) = try await registry.package(named: try context.parameters.require("name"))
+        let base = baseURL(request)
+        return try JSON.response(versions.map { VersionSummary($0, baseURL: base) })
+    }
+
+    @Sendable func version(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let record = try await registry.version(try context.parameters.require("name"), try context.parameters.require("version"))
+        let decoder = JSONDecoder()
+        return try JSON.response(VersionDetail(summary: VersionSummary(record, baseURL: baseURL(request)),
+                                               manifest: try? decoder.decode(Manifest.self, from: record.manifest),
+                                               report: try? decoder.decode(PackageReport.self, from: record.report)))
+    }
+
+    @Sendable func l3afdConfig(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let requested = try context.parameters.require("version")
+        let record = try await registry.version(try context.parameters.require("name"), requested)
+        let manifest = try JSONDecoder().decode(Manifest.self, from: record.manifest)
+        let repository = request.uri.queryParameters.get("repo_url") ?? baseURL(request)
+        return try JSON.response(L3AFDConfigEntry(manifest: manifest, version: requested == "latest" ? "latest" : record.version,
+                                                  repositoryURL: repository))
+    }
+
+    // MARK: Changing versions
+
+    struct YankBody: Decodable { var reason: String? }
+    struct DeprecationBody: Decodable { var message: String }
+
+    func yank(_ request: Request, _ context: BasicRequestContext, yanked: Bool) async throws -> Response {
+        let principal = try await principal(request)
+        var reason: String?
+        if yanked {
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            if body.readableBytes > 0 {
+                do { reason = try JSONDecoder().decode(YankBody.self, from: body).reason } catch {
+                    throw Problem(.badRequest, "invalid-body", "the body must be JSON like {\"reason\": \"...\"}")
+                }
+            }
+        }
+        let record = try await registry.setYanked(try context.parameters.require("name"), try context.parameters.require("version"),
+                                                  yanked: yanked, reason: reason, by: principal)
+        return try JSON.response(VersionSummary(record, baseURL: baseURL(request)))
+    }
+
+    func deprecate(_ request: Request, _ context: BasicRequestContext, remove: Bool) async throws -> Response {
+        let principal = try await principal(request)
+        var message: String?
+        if !remove {
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            do { message = try JSONDecoder().decode(DeprecationBody.self, from: body).message } catch {
+                throw Problem(.badRequest, "invalid-body", "the body must be JSON like {\"message\": \"use 2.x\"}")
+            }
+            guard let text = message, !text.isEmpty, text.count <= 1000 else {
+                throw Problem(.badRequest, "invalid-body", "the deprecation message must be 1 to 1000 characters")
+            }
+        }
+        let record = try await registry.setDeprecation(try context.parameters.require("name"), try context.parameters.require("version"),
+                                                       message: message, by: principal)
+        return try JSON.response(VersionSummary(record, baseURL: baseURL(request)))
+    }
+}
+
+/// Streams a request body into a file, refusing it (413) as soon as it exceeds `limit`.
+enum Spool {
+    static func write(_ body: RequestBody, to path: String, limit: Int64) async throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Problem(.internalServerError, "internal-error", "cannot spool the upload") }
+        defer { close(fd) }
+        var total: Int64 = 0
+        for try await buffer in body {
+            total += Int64(buffer.readableBytes)
+            guard total <= limit else {
+                throw Problem(.contentTooLarge, "body-too-large", "the upload is larger than the limit of \(limit) bytes")
+            }
+            try buffer.withUnsafeReadableBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n < 0, errno == EINTR { continue }
+                    guard n > 0 else { throw Problem(.init(code: 507), "storage-full", "the upload could not be stored") }
+                    offset += n
+                }
+            }
+        }
+    }
+}

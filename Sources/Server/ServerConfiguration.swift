@@ -1,0 +1,86 @@
+import Foundation
+import PackageFormat
+
+/// How `epr serve` runs. Values come from command-line flags, then `EPR_*` environment
+/// variables, then a TOML config file, then the defaults (docs/configuration.md).
+public struct ServerConfiguration: Sendable, Equatable {
+    public var dataDirectory = "epr-data"
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// The largest package upload accepted, in bytes (larger requests get 413).
+    public var maxUploadSize: Int64 = 2 << 30
+    /// The URL clients reach the server at, for links and generated L3AFD configs.
+    public var publicURL: String?
+    public var logLevel = "info"
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    public var shutdownGracePeriod = 30
+
+    public init() {}
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Keys of the config file and the environment variables that set them.
+    static let keys: [(file: String, environment: String)] = [
+        ("data", "EPR_DATA"), ("host", "EPR_HOST"), ("port", "EPR_PORT"), ("max_upload_size", "EPR_MAX_UPLOAD_SIZE"),
+        ("public_url", "EPR_PUBLIC_URL"), ("log_level", "EPR_LOG_LEVEL"), ("shutdown_grace_period", "EPR_SHUTDOWN_GRACE_PERIOD"),
+    ]
+
+    /// Applies a config file's `[server]` table, then the environment, then explicit values.
+    public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
+        var values: [String: String] = [:]
+        if let file {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let document = try TOMLParser.parse(text)
+            guard case let .table(server)? = document["server"] else { throw Invalid(description: "\(file) has no [server] table") }
+            for key in server.keys {
+                guard keys.contains(where: { $0.file == key }) else { throw Invalid(description: "\(file): unknown key server.\(key)") }
+                switch server[key]! {
+                case let .string(value): values[key] = value
+                case let .integer(value): values[key] = String(value)
+                case let other: throw Invalid(description: "\(file): server.\(key) must be a string or an integer, not \(other.typeName)")
+                }
+            }
+        }
+        for (key, variable) in keys { if let value = environment[variable], !value.isEmpty { values[key] = value } }
+        for (key, value) in overrides { values[key] = value }
+
+        var configuration = ServerConfiguration()
+        if let data = values["data"] { configuration.dataDirectory = data }
+        if let host = values["host"] { configuration.host = host }
+        if let port = values["port"] {
+            guard let number = Int(port), (0...65535).contains(number) else { throw Invalid(description: "port \(port) is not a TCP port") }
+            configuration.port = number
+        }
+        if let size = values["max_upload_size"] {
+            guard let bytes = parseSize(size) else { throw Invalid(description: "max_upload_size \(size) is not a size (bytes, or with K, M, G)") }
+            configuration.maxUploadSize = bytes
+        }
+        if let url = values["public_url"] {
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw Invalid(description: "public_url \(url) is not an http(s) URL") }
+            configuration.publicURL = String(url.reversed().drop { $0 == "/" }.reversed())
+        }
+        if let level = values["log_level"] {
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+                throw Invalid(description: "log_level \(level) is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            configuration.logLevel = level
+        }
+        if let grace = values["shutdown_grace_period"] {
+            guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
+            configuration.shutdownGracePeriod = seconds
+        }
+        return configuration
+    }
+
+    /// "1048576", "512K", "100M", "2G".
+    static func parseSize(_ text: String) -> Int64? {
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        if let last = text.last?.uppercased().first, let unit = units[last], let value = Int64(text.dropLast()), value >= 0 {
+            let (bytes, overflow) = value.multipliedReportingOverflow(by: unit)
+            return overflow ? nil : bytes
+        }
+        return Int64(text).flatMap { $0 >= 0 ? $0 : nil }
+    }
+}

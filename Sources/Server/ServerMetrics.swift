@@ -1,0 +1,58 @@
+import Hummingbird
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// Prometheus metrics of one server: requests by method and status, request durations,
+/// publishes and downloaded bytes. Served at `/metrics`.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let requestCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let durations: DurationHistogram
+    private let publishes: Counter
+    private let downloads: Counter
+    private let downloadBytes: Counter
+
+    init() {
+        durations = registry.makeDurationHistogram(
+            name: "epr_http_request_duration_seconds",
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)],
+            help: "Time to answer HTTP requests")
+        publishes = registry.makeCounter(name: "epr_packages_published_total", help: "Package versions published")
+        downloads = registry.makeCounter(name: "epr_downloads_total", help: "Package and blob downloads started")
+        downloadBytes = registry.makeCounter(name: "epr_download_bytes_total", help: "Bytes of package downloads started")
+    }
+
+    func request(method: String, status: Int, duration: Duration) {
+        let key = "\(method) \(status)"
+        let counter = requestCounters.withLockedValue { counters in
+            if let existing = counters[key] { return existing }
+            let made = registry.makeCounter(descriptor: .init(metricName: "epr_http_requests", unitName: "total", helpText: "HTTP requests answered"),
+                                            labels: [("method", method), ("status", String(status))])
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+        durations.record(duration)
+    }
+
+    func published() { publishes.increment() }
+
+    func downloaded(bytes: Int64) {
+        downloads.increment()
+        downloadBytes.increment(by: bytes)
+    }
+
+    func render() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Counts and times every request for the metrics.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        metrics.request(method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - start)
+        return response
+    }
+}

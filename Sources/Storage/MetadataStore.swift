@@ -1,0 +1,116 @@
+import Foundation
+import PackageFormat
+
+/// A package as the metadata store keeps it.
+public struct PackageRecord: Sendable, Equatable, Codable {
+    public var name: String
+    /// The canonical form used for look-ups (see ``PackageName/canonical``).
+    public var canonical: String
+    public var description: String
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(name: String, canonical: String, description: String, createdAt: Date, updatedAt: Date) {
+        self.name = name
+        self.canonical = canonical
+        self.description = description
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One published version of a package.
+public struct VersionRecord: Sendable, Equatable, Codable {
+    public var package: String
+    public var version: String
+    public var artifact: String
+    public var platforms: [String]
+    public var digest: SHA256Digest
+    public var size: Int64
+    /// The manifest, as JSON.
+    public var manifest: Data
+    /// The inspection report, as JSON.
+    public var report: Data
+    public var publisher: String
+    public var publishedAt: Date
+    public var yanked: Bool
+    public var yankReason: String?
+    public var deprecation: String?
+
+    public init(package: String, version: String, artifact: String, platforms: [String], digest: SHA256Digest, size: Int64,
+                manifest: Data, report: Data, publisher: String, publishedAt: Date, yanked: Bool = false,
+                yankReason: String? = nil, deprecation: String? = nil) {
+        self.package = package
+        self.version = version
+        self.artifact = artifact
+        self.platforms = platforms
+        self.digest = digest
+        self.size = size
+        self.manifest = manifest
+        self.report = report
+        self.publisher = publisher
+        self.publishedAt = publishedAt
+        self.yanked = yanked
+        self.yankReason = yankReason
+        self.deprecation = deprecation
+    }
+
+    public var semanticVersion: SemanticVersion? { try? SemanticVersion(version) }
+}
+
+/// A page of results and the total they come from.
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var total: Int
+    public init(items: [Item], total: Int) {
+        self.items = items
+        self.total = total
+    }
+}
+
+/// What the metadata store refuses.
+public enum MetadataStoreError: Error, Equatable, Sendable {
+    /// The version exists already (versions are immutable).
+    case versionExists(package: String, version: String)
+    case notFound
+}
+
+/// Where package and version metadata live: SQLite on one machine, PostgreSQL when scaled out.
+///
+/// Every implementation passes the same contract suite (Tests/StorageTests).
+public protocol MetadataStore: Sendable {
+    /// Creates tables and applies migrations; safe to call on every start.
+    func migrate() async throws
+
+    /// Records a new version, creating its package on first publish, atomically. `commitBlob`
+    /// runs inside the same transaction, after the version is known to be new and before it
+    /// becomes visible, so a blob is never kept for a refused version.
+    func insertVersion(_ version: VersionRecord, packageName: String, canonical: String, description: String,
+                       commitBlob: @Sendable () async throws -> Void) async throws
+
+    func package(canonical: String) async throws -> PackageRecord?
+    /// Every version of a package, in no particular order.
+    func versions(canonical: String) async throws -> [VersionRecord]
+    func version(canonical: String, version: String) async throws -> VersionRecord?
+    /// Packages whose name, description or keywords contain `query` (all when empty), by name.
+    func searchPackages(query: String, offset: Int, limit: Int) async throws -> Page<PackageRecord>
+
+    func setYanked(canonical: String, version: String, yanked: Bool, reason: String?) async throws
+    func setDeprecation(canonical: String, version: String, message: String?) async throws
+
+    /// Whether any version refers to this blob.
+    func isReferenced(_ digest: SHA256Digest) async throws -> Bool
+    /// Every blob digest versions refer to.
+    func referencedDigests() async throws -> Set<SHA256Digest>
+
+    /// Stores a credential's hash with its owner and role; returns false if it exists already.
+    func insertToken(hash: String, owner: String, role: String) async throws -> Bool
+    /// The owner and role of the credential with this hash.
+    func token(hash: String) async throws -> (owner: String, role: String)?
+    /// Whether any credential exists (a new data directory has none).
+    func hasTokens() async throws -> Bool
+
+    /// Whether the store answers (for readiness checks).
+    func ping() async throws
+    func close() async throws
+}

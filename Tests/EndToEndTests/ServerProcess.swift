@@ -1,0 +1,79 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import TestSupport
+
+/// The real `epr serve` binary on a free loopback port, with its own data directory.
+final class ServerProcess: @unchecked Sendable { // the Process is only touched by the test that owns it
+    static let token = "epr_end_to_end_admin_token_0123456789abcdef"
+    let data: URL
+    private(set) var process: Process
+    private(set) var port = 0
+    private let log: URL
+
+    init(data: URL) throws {
+        self.data = data
+        log = data.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString).log")
+        process = Process()
+        try start()
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts the binary and waits until it logs the port it listens on.
+    func start() throws {
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Fixtures.eprBinary)
+        process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token]) { $1 }
+        process.standardError = output
+        process.standardOutput = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            guard process.isRunning else { throw Fixtures.FixtureError(description: "epr serve exited: \(logText)") }
+            for line in logText.split(separator: "\n") where line.contains("\"listening\"") {
+                if let range = line.range(of: #":(\d+)""#, options: .regularExpression) {
+                    port = Int(line[range].dropFirst().dropLast()) ?? 0
+                    if port > 0 { return }
+                }
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw Fixtures.FixtureError(description: "epr serve did not start: \(logText)")
+    }
+
+    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    func kill(signal: Int32) {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    func stop() { kill(signal: SIGTERM) }
+
+    // MARK: Requests
+
+    func publish(_ archive: [UInt8]) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: baseURL + "/api/v1/packages")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(Self.token)")
+        request.headers.add(name: "Content-Type", value: "application/gzip")
+        request.body = .bytes(ByteBuffer(bytes: archive))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    func get(_ path: String) async throws -> (status: Int, body: [UInt8], headers: [String: String]) {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: baseURL + path), timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 64 << 20)
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return (Int(response.status.code), Array(body.readableBytesView), headers)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PackageFormat
+import TestSupport
+import Testing
+
+struct VersionBody: Decodable, Equatable {
+    var name: String
+    var version: String
+    var artifact: String
+    var sha256: String
+    var size: Int64
+    var yanked: Bool
+    var deprecated: String?
+}
+
+/// Publishing through the REST API, and everything it refuses.
+@Suite struct PublishTests {
+    @Test func publishThenConflict() async throws {
+        let registry = try await TestRegistry.make()
+        let archive = try registry.archive("xdp-port-filter")
+        try await registry.run { client in
+            let created = try await client.publish(archive)
+            #expect(created.status == .created)
+            #expect(created.headers[.location] == "/api/v1/packages/xdp-port-filter/versions/1.0.0")
+            let body = try created.json(VersionBody.self)
+            #expect(body.sha256 == SHA256Digest(of: archive.readableBytesView).description)
+            #expect(body.size == Int64(archive.readableBytes))
+
+            let again = try await client.publish(archive)
+            #expect(again.status == .conflict)
+            #expect(again.problemCode == "version-exists")
+
+            let listed = try await client.get("/api/v1/packages/xdp-port-filter/versions").json([VersionBody].self)
+            #expect(listed.map(\.version) == ["1.0.0"])
+        }
+    }
+
+    @Test func authenticationIsRequiredToPublish() async throws {
+        let registry = try await TestRegistry.make()
+        let archive = try registry.archive("xdp-port-filter")
+        try await registry.run { client in
+            let anonymous = try await client.publish(archive, token: nil)
+            #expect(anonymous.status == .unauthorized)
+            #expect(anonymous.problemCode == "unauthenticated")
+            #expect(anonymous.headers[.wwwAuthenticate] == "Bearer realm=\"epr\"")
+            let wrong = try await client.publish(archive, token: "epr_not_a_real_token")
+            #expect(wrong.status == .unauthorized)
+            #expect(try await client.get("/api/v1/packages/xdp-port-filter").status == .notFound)
+        }
+    }
+
+    @Test func badUploadsAreRefusedAndNothingIsStored() async throws {
+        let registry = try await TestRegistry.make { $0.maxUploadSize = 20_000 }
+        let good = try registry.archive("xdp-port-filter")
+        let large = try registry.archive("exec-tracker")
+        let spool = registry.dataDirectory.appendingPathComponent("tmp").path
+        let blobs = registry.dataDirectory.appendingPathComponent("blobs/sha256").path
+        try await registry.run { client in
+            let wrongType = try await client.publish(good, contentType: "application/json")
+            #expect(wrongType.status == .unsupportedMediaType)
+            #expect(wrongType.problemCode == "unsupported-media-type")
+
+            let tooLarge = try await client.publish(large)
+            #expect(large.readableBytes > 20_000)
+            #expect(tooLarge.status == .contentTooLarge)
+            #expect(tooLarge.problemCode == "body-too-large")
+
+            let garbage = try await client.publish(ByteBuffer(string: "this is not a package"))
+            #expect(garbage.status == .unprocessableContent)
+            #expect(garbage.problemCode == "archive-not-gzip")
+
+            var truncated = good
+            truncated.moveWriterIndex(to: good.readableBytes / 2)
+            let cut = try await client.publish(truncated)
+            #expect(cut.status == .unprocessableContent)
+            #expect(cut.problemCode == "archive-truncated")
+
+            #expect(try await client.get("/api/v1/packages?q=").json(PageCount.self).total == 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: spool).isEmpty, "refused uploads leave no file")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: blobs).isEmpty, "refused uploads store no blob")
+        }
+    }
+
+    @Test func invalidPackagesGetTheirFindings() async throws {
+        let registry = try await TestRegistry.make()
+        // A package whose manifest names an entry function the object does not have.
+        let directory = registry.directory.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let source = Fixtures.examples.appendingPathComponent("xdp-port-filter")
+        for file in ["README.md", "LICENSE", "port_filter.bpf.o"] {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: directory.appendingPathComponent(file))
+        }
+        let manifest = try String(contentsOf: source.appendingPathComponent("epr.toml"), encoding: .utf8)
+            .replacingOccurrences(of: "entry = \"xdp_port_filter\"", with: "entry = \"no_such_function\"")
+            .replacingOccurrences(of: "sources = [\"src/*.bpf.c\", \"build.sh\"]", with: "")
+        try manifest.write(to: directory.appendingPathComponent("epr.toml"), atomically: true, encoding: .utf8)
+        let files = ["epr.toml", "README.md", "LICENSE", "port_filter.bpf.o"].map {
+            ArchiveWriter.File(path: $0, source: directory.appendingPathComponent($0).path, executable: false)
+        }
+        let path = registry.directory.appendingPathComponent("xdp_port_filter.tar.gz").path
+        _ = try ArchiveWriter(topLevel: "xdp_port_filter", modificationTime: 0).write(files, to: path)
+        let archive = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: path)))
+        try await registry.run { client in
+            let response = try await client.publish(archive)
+            #expect(response.status == .unprocessableContent)
+            #expect(response.problemCode == "invalid-package")
+            struct Problem: Decodable { var findings: [Finding] }
+            let problem = try response.json(Problem.self)
+            #expect(problem.findings.contains { $0.check == "manifest.entry-missing" })
+        }
+    }
+}
+
+struct PageCount: Decodable { var total: Int }
