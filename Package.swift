@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -49,10 +50,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .target(name: "RegistryAPI"),
         .target(
             name: "Server",
             dependencies: [
-                "PackageFormat", "Registry", "Storage",
+                "PackageFormat", "Registry", "RegistryAPI", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -69,8 +71,9 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "BPFObject", "PackageFormat", "Server", "Client", "Registry",
+                "BPFObject", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(name: "epr", dependencies: ["CLI"]),
@@ -84,6 +87,7 @@ let package = Package(
                 "PackageFormat", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "PackageFormat", "TestSupport"]),

@@ -26,11 +26,12 @@ struct ClientOptions: ParsableArguments {
                 for key in table.keys { if case let .string(value)? = table[key] { file[key] = value } }
             }
         }
-        let url = registry ?? environment["EPR_REGISTRY"] ?? file["registry"] ?? "http://127.0.0.1:8080"
+        func variable(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let url = registry ?? variable("EPR_REGISTRY") ?? file["registry"] ?? "http://127.0.0.1:8080"
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw ValidationError("the registry URL must start with http:// or https://")
         }
-        return RegistryClient(baseURL: url, token: token ?? environment["EPR_TOKEN"] ?? file["token"])
+        return RegistryClient(baseURL: url, token: token ?? variable("EPR_TOKEN") ?? file["token"])
     }
 }
 

@@ -2,39 +2,10 @@ import ArgumentParser
 import Client
 import Foundation
 import PackageFormat
-
-/// The JSON the registry answers with, as far as the command line shows it.
-struct VersionInfo: Decodable {
-    var name: String
-    var version: String
-    var artifact: String
-    var platforms: [String]
-    var sha256: String
-    var size: Int64
-    var publisher: String
-    var published_at: String
-    var yanked: Bool
-    var yank_reason: String?
-    var deprecated: String?
-}
-
-struct PackageInfo: Decodable {
-    var name: String
-    var description: String
-    var latest: String?
-    var versions: [VersionInfo]
-}
-
-struct SearchPage: Decodable {
-    struct Item: Decodable { var name: String; var description: String; var latest: String? }
-    var items: [Item]
-    var total: Int
-    var page: Int
-    var per_page: Int
-}
+import RegistryAPI
 
 extension Data {
-    func decoded<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(type, from: self) }
+    func decoded<T: Decodable>(_ type: T.Type) throws -> T { try APICoding.decoder.decode(type, from: self) }
     func printJSON() { FileHandle.standardOutput.write(self + Data("\n".utf8)) }
 }
 
@@ -49,7 +20,7 @@ struct PublishCommand: AsyncParsableCommand {
         let data = try await reportingProblems { try await client.publish(file: file, progress: options.json ? nil : progress.update) }
         progress.finish()
         if options.json { data.printJSON(); return }
-        let version = try data.decoded(VersionInfo.self)
+        let version = try data.decoded(VersionSummary.self)
         Output.line("published \(version.name)@\(version.version) (\(version.sha256), \(version.size) bytes)")
     }
 }
@@ -65,7 +36,7 @@ struct DownloadCommand: AsyncParsableCommand {
         let client = try options.client()
         let version = package.version ?? "latest"
         let info = try await reportingProblems {
-            try await client.get("/api/v1/packages/\(package.name)/versions/\(version)").decoded(VersionInfo.self)
+            try await client.get("/api/v1/packages/\(package.name)/versions/\(version)").decoded(VersionSummary.self)
         }
         // With a platform, ask exactly as L3AFD would, so resolution follows the same rules.
         let path = platform.map { "/\(package.name)/\(version)/\($0)/\(info.artifact)" }
@@ -93,19 +64,19 @@ struct InfoCommand: AsyncParsableCommand {
         if let version = package.version {
             let data = try await reportingProblems { try await client.get("/api/v1/packages/\(package.name)/versions/\(version)") }
             if options.json { data.printJSON(); return }
-            let info = try data.decoded(VersionInfo.self)
+            let info = try data.decoded(VersionSummary.self)
             Output.line("\(info.name)@\(info.version)\(info.yanked ? " (yanked\(info.yank_reason.map { ": \($0)" } ?? ""))" : "")")
             Output.line("  artifact   \(info.artifact)")
             Output.line("  platforms  \(info.platforms.joined(separator: ", "))")
             Output.line("  sha256     \(info.sha256)")
             Output.line("  size       \(info.size) bytes")
-            Output.line("  published  \(info.published_at) by \(info.publisher)")
+            Output.line("  published  \(info.published_at.formatted(.iso8601)) by \(info.publisher)")
             if let deprecated = info.deprecated { Output.line("  deprecated \(deprecated)") }
             return
         }
         let data = try await reportingProblems { try await client.get("/api/v1/packages/\(package.name)") }
         if options.json { data.printJSON(); return }
-        let info = try data.decoded(PackageInfo.self)
+        let info = try data.decoded(PackageDetail.self)
         Output.line("\(info.name)  latest \(info.latest ?? "none")")
         Output.line("  \(info.description)")
         Output.line("  \(info.versions.count) version(s): " + info.versions.prefix(10).map(\.version).joined(separator: ", "))
@@ -121,11 +92,11 @@ struct VersionsCommand: AsyncParsableCommand {
         let client = try options.client()
         let data = try await reportingProblems { try await client.get("/api/v1/packages/\(name)/versions") }
         if options.json { data.printJSON(); return }
-        for version in try data.decoded([VersionInfo].self) {
+        for version in try data.decoded([VersionSummary].self) {
             var notes: [String] = []
             if version.yanked { notes.append("yanked") }
             if version.deprecated != nil { notes.append("deprecated") }
-            Output.line("\(version.version)\t\(version.published_at)\t\(version.platforms.joined(separator: ","))"
+            Output.line("\(version.version)\t\(version.published_at.formatted(.iso8601))\t\(version.platforms.joined(separator: ","))"
                         + (notes.isEmpty ? "" : "\t" + notes.joined(separator: ", ")))
         }
     }
@@ -159,8 +130,25 @@ struct SearchCommand: AsyncParsableCommand {
         let query = term.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&+=?"))) ?? ""
         let data = try await reportingProblems { try await client.get("/api/v1/packages?q=\(query)&page=\(page)") }
         if options.json { data.printJSON(); return }
-        let result = try data.decoded(SearchPage.self)
+        let result = try data.decoded(PageBody<PackageSummary>.self)
         for item in result.items { Output.line("\(item.name)\t\(item.latest ?? "-")\t\(item.description)") }
         Output.line("\(result.total) package(s)" + (result.total > result.page * result.per_page ? "; more with --page \(result.page + 1)" : ""))
+    }
+}
+
+struct DeprecateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deprecate", abstract: "Deprecate a version with a message shown to its users.")
+    @Argument(help: "NAME@VERSION.") var package: PackageReference
+    @Option(help: "What users should do instead.") var message: String?
+    @Flag(help: "Remove the deprecation.") var undo = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        guard let version = package.version else { throw ValidationError("name the version: NAME@VERSION") }
+        guard undo || message != nil else { throw ValidationError("give a --message, or --undo") }
+        let client = try options.client()
+        let data = try await reportingProblems { try await client.setDeprecation(package.name, version, message: undo ? nil : message) }
+        if options.json { data.printJSON(); return }
+        Output.line("\(undo ? "undeprecated" : "deprecated") \(package.name)@\(version)")
     }
 }

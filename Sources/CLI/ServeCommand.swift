@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Server
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,8 +50,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "epr")
         let server = try await RegistryServer.build(configuration: configuration, environment: environment, logger: logger)
+        var group = ServiceGroupConfiguration(services: [server.application], gracefulShutdownSignals: [.sigterm, .sigint],
+                                              logger: logger)
+        // In-flight requests get this long to finish after SIGTERM; then the rest are cancelled.
+        group.maximumGracefulShutdownDuration = .seconds(configuration.shutdownGracePeriod)
         do {
-            try await server.application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            try await ServiceGroup(configuration: group).run()
         } catch {
             try? await server.registry.metadata.close()
             throw error

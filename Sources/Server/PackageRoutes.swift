@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import PackageFormat
 import Registry
+import RegistryAPI
 import Storage
 
 /// The REST API v1: publish, list and search, package and version metadata, yank and

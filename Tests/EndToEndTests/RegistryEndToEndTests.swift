@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import PackageFormat
 import TestSupport
 import Testing
@@ -137,5 +138,27 @@ import Testing
         return try FileManager.default.contentsOfDirectory(atPath: root.path).flatMap { prefix in
             try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(prefix).path)
         }
+    }
+}
+
+/// SIGTERM lets in-flight requests finish.
+@Suite(.serialized) struct GracefulShutdownTests {
+    @Test func anUploadInFlightFinishesAfterSIGTERM() async throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
+        defer { server.stop() }
+        let archive = Array(try Data(contentsOf: URL(fileURLWithPath: try Fixtures.packageArchive("exec-tracker", into: directory))))
+        let sent = NIOLockedValueBox(0)
+        async let status = server.publishSlowly(archive, pieces: 20, pause: .milliseconds(100), sent: sent)
+        // Signal once the body is flowing: the request is then in flight on the server.
+        while sent.withLockedValue({ $0 }) < 4 { try await Task.sleep(for: .milliseconds(20)) }
+        kill(server.process.processIdentifier, SIGTERM)
+        let answer: Result<Int, any Error>
+        do { answer = .success(try await status) } catch { answer = .failure(error) }
+        #expect((try? answer.get()) == 201, "the upload that was in flight completed: \(answer)\n\(server.logText)")
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+        #expect(server.logText.contains("\"stopped\""))
     }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOFoundationCompat
 import TestSupport
 
@@ -76,4 +77,43 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         for header in response.headers { headers[header.name.lowercased()] = header.value }
         return (Int(response.status.code), Array(body.readableBytesView), headers)
     }
+}
+
+extension ServerProcess {
+    /// Publishes in `pieces`, pausing between them, so the request stays in flight a while.
+    /// `sent` counts the pieces the HTTP client has taken to send.
+    func publishSlowly(_ archive: [UInt8], pieces: Int, pause: Duration, sent: NIOLockedValueBox<Int>) async throws -> Int {
+        var request = HTTPClientRequest(url: baseURL + "/api/v1/packages")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(Self.token)")
+        request.headers.add(name: "Content-Type", value: "application/gzip")
+        let size = (archive.count + pieces - 1) / pieces
+        let chunks = stride(from: 0, to: archive.count, by: size).map { ByteBuffer(bytes: archive[$0..<min($0 + size, archive.count)]) }
+        request.body = .stream(SlowChunks(chunks: chunks, pause: pause, sent: sent), length: .known(Int64(archive.count)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
+}
+
+/// Chunks handed out with a pause before each but the first, counting what was taken.
+struct SlowChunks: AsyncSequence, Sendable {
+    let chunks: [ByteBuffer]
+    let pause: Duration
+    let sent: NIOLockedValueBox<Int>
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let sequence: SlowChunks
+        var index = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard index < sequence.chunks.count else { return nil }
+            if index > 0 { try await Task.sleep(for: sequence.pause) }
+            defer { index += 1 }
+            sequence.sent.withLockedValue { $0 += 1 }
+            return sequence.chunks[index]
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(sequence: self) }
 }

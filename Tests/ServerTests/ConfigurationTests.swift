@@ -1,0 +1,59 @@
+import Foundation
+import Server
+import TestSupport
+import Testing
+
+/// Settings come from flags, then the environment, then the config file, then defaults.
+@Suite struct ConfigurationTests {
+    @Test func defaults() throws {
+        let configuration = try ServerConfiguration.resolve(file: nil, environment: [:], overrides: [:])
+        #expect(configuration == ServerConfiguration())
+        #expect(configuration.port == 8080 && configuration.host == "127.0.0.1" && configuration.dataDirectory == "epr-data")
+    }
+
+    @Test func precedence() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("epr.toml")
+        try """
+        [server]
+        data = "/srv/epr"
+        port = 9000
+        host = "0.0.0.0"
+        max_upload_size = "512M"
+        public_url = "https://epr.example.org/"
+        log_level = "notice"
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let fromFile = try ServerConfiguration.resolve(file: file.path, environment: [:], overrides: [:])
+        #expect(fromFile.dataDirectory == "/srv/epr")
+        #expect(fromFile.port == 9000)
+        #expect(fromFile.maxUploadSize == 512 << 20)
+        #expect(fromFile.publicURL == "https://epr.example.org")
+        #expect(fromFile.logLevel == "notice")
+        let fromEnvironment = try ServerConfiguration.resolve(file: file.path, environment: ["EPR_PORT": "9100", "EPR_MAX_UPLOAD_SIZE": "1024"],
+                                                              overrides: [:])
+        #expect(fromEnvironment.port == 9100)
+        #expect(fromEnvironment.maxUploadSize == 1024)
+        #expect(fromEnvironment.host == "0.0.0.0")
+        let fromFlags = try ServerConfiguration.resolve(file: file.path, environment: ["EPR_PORT": "9100"], overrides: ["port": "9200"])
+        #expect(fromFlags.port == 9200)
+    }
+
+    @Test(arguments: [
+        ("[server]\nport = 70000", "port"), ("[server]\nmax_upload_size = \"lots\"", "max_upload_size"),
+        ("[server]\npublic_url = \"ftp://x\"", "public_url"), ("[server]\nlog_level = \"loud\"", "log_level"),
+        ("[server]\nprot = 1", "server.prot"), ("[server]\nport = true", "port"), ("[client]\nx = 1", "[server]"),
+    ] as [(String, String)])
+    func invalidFilesNameTheProblem(text: String, mention: String) throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("epr.toml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try ServerConfiguration.resolve(file: file.path, environment: [:], overrides: [:])
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect("\(error)".contains(mention), "\(error)")
+        }
+    }
+}
