@@ -12,15 +12,19 @@ work=${BENCH_DIR:-$PWD/bench-out}
 mkdir -p "$work"
 
 scripts/install-bpf-toolchain.sh >/dev/null
-echo "building epr (release)"
-swift build -c release --product epr >/dev/null
-epr=$(swift build -c release --show-bin-path)/epr
+if [[ -n ${EPR_BIN:-} ]]; then
+  epr=$EPR_BIN
+else
+  echo "building epr (release)"
+  swift build -c release --product epr >/dev/null
+  epr=$(swift build -c release --show-bin-path)/epr
+fi
 clang=${CLANG:-clang}
 
 object=$work/large.bpf.o
 if [[ ! -f $object ]]; then
   echo "generating and compiling the large object"
-  python3 scripts/bench/gen-large-object.py 800 200 > "$work/large.bpf.c"
+  python3 scripts/bench/gen-large-object.py 110 200 > "$work/large.bpf.c"
   "$clang" -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$work/large.bpf.c" -o "$object"
   llvm-strip -g "$object"
 fi

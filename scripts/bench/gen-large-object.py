@@ -3,7 +3,7 @@
 of map look-ups, so the object is mostly code, symbols, relocations and BTF."""
 import sys
 
-programs = int(sys.argv[1]) if len(sys.argv) > 1 else 800
+programs = int(sys.argv[1]) if len(sys.argv) > 1 else 110
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 out = ["// SPDX-License-Identifier: GPL-2.0-only",
        "#include <linux/bpf.h>",
