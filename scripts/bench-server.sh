@@ -146,6 +146,7 @@ to_ms() {
 # then the measured wrk run. Appends a row to $rows and sets $last_rps. The PIDs are the
 # server's processes, whose CPU use during the run is reported (100% = one core).
 rows=()
+row() { printf '%-20s %-16s %12s %12s %12s %9s %7s\n' "$@"; }
 measure() {
   local label=$1 server=$2 url=$3 out before after rps latency transfer errors cpu
   shift 3
@@ -160,7 +161,7 @@ measure() {
   errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
   cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" 'BEGIN {printf "%.0f%%", 100 * t / hz / d}')
   [[ -n $rps ]] || die "no Requests/sec in $out"
-  rows+=("$(printf '%-20s %-16s %12s %12s %12s %9s %7s' "$label" "$server" "$rps" "$latency" "$transfer" "$cpu" "$errors")")
+  rows+=("$(row "$label" "$server" "$rps" "$latency" "$transfer" "$cpu" "$errors")")
   last_rps=$rps
 }
 
@@ -202,7 +203,8 @@ expect_body epr-metadata "$epr_metadata_url" "$metadata_digest"
 expect_body nginx-metadata "$nginx_url/version.json" "$metadata_digest"
 
 echo "measuring: wrk -t$threads -c$connections -d${duration}s on each (after a 1 s warm-up)"
-nginx_pids=("$nginx_pid" $(pgrep -P "$nginx_pid"))
+# nginx's CPU is its master's plus its workers'.
+mapfile -t nginx_pids < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
 measure "artifact $((archive_size / 1024)) KiB" epr "$epr_artifact_url" "$epr_pid"; epr_artifact=$last_rps
 measure "artifact $((archive_size / 1024)) KiB" nginx "$nginx_url/xdp_port_filter.tar.gz" "${nginx_pids[@]}"; nginx_artifact=$last_rps
 measure "artifact $((archive_size / 1024)) KiB" docker-registry "$registry_blob_url" "$registry_pid"; registry_artifact=$last_rps
@@ -212,7 +214,7 @@ measure "metadata $metadata_size B" nginx "$nginx_url/version.json" "${nginx_pid
 
 echo
 echo "== epr serve vs nginx vs docker-registry: wrk -t$threads -c$connections -d${duration}s, $(nproc) cores, loopback"
-printf '%-20s %-16s %12s %12s %12s %9s %7s\n' "case" "server" "requests/s" "latency ms" "transfer/s" "srv CPU" "errors"
+row "case" "server" "requests/s" "latency ms" "transfer/s" "srv CPU" "errors"
 printf '%s\n' "${rows[@]}"
 echo
 echo "ratios of requests/s:"

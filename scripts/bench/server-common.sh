@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by scripts/bench-server.sh and scripts/bench-server-memory.sh: finding the
 # epr binary, building benchmark packages, and starting servers that are always stopped again.
 # Sourced, not run; the caller sets `set -euo pipefail` and cds to the repository root.
