@@ -48,6 +48,7 @@ let package = Package(
                 "BPFObject", "PackageFormat", "Storage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .target(name: "RegistryAPI"),

@@ -13,6 +13,7 @@ public struct RegistryService: Sendable {
     public var inspector: PackageInspector
     public var policy = AuthorizationPolicy()
     let logger: Logger
+    let cache = VersionCache()
 
     public init(metadata: any MetadataStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
@@ -52,6 +53,7 @@ public struct RegistryService: Sendable {
         } catch let MetadataStoreError.versionExists(package, version) {
             throw RegistryError.versionExists(package: package, version: version)
         }
+        cache.invalidate(manifest.name.canonical)
         logger.info("published", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)",
                                             "digest": "\(digest)", "publisher": "\(record.publisher)"])
         return record
@@ -62,15 +64,17 @@ public struct RegistryService: Sendable {
     public func package(named name: String) async throws -> (package: PackageRecord, versions: [VersionRecord]) {
         let canonical = try Self.canonical(name)
         guard let package = try await metadata.package(canonical: canonical) else { throw RegistryError.packageNotFound(name) }
-        return (package, VersionResolver.sorted(try await metadata.versions(canonical: canonical)))
+        return (package, VersionResolver.sorted(try await versions(canonical: canonical)))
     }
 
     public func version(_ name: String, _ version: String) async throws -> VersionRecord {
         let canonical = try Self.canonical(name)
         if version == "latest" { return try await resolve(name, "latest", platform: nil) }
-        do { _ = try SemanticVersion(version) } catch { throw RegistryError.invalidVersion(version, reason: error.reason) }
-        guard let record = try await metadata.version(canonical: canonical, version: version) else {
-            if try await metadata.package(canonical: canonical) == nil { throw RegistryError.packageNotFound(name) }
+        let semantic: SemanticVersion
+        do { semantic = try SemanticVersion(version) } catch { throw RegistryError.invalidVersion(version, reason: error.reason) }
+        let versions = try await versions(canonical: canonical)
+        guard let record = versions.first(where: { $0.semanticVersion == semantic }) else {
+            if versions.isEmpty { throw RegistryError.packageNotFound(name) }
             throw RegistryError.versionNotFound(package: name, version: version)
         }
         return record
@@ -82,8 +86,7 @@ public struct RegistryService: Sendable {
         if let platform, !VersionResolver.isPlatform(platform) { throw RegistryError.invalidPlatform(platform) }
         let record: VersionRecord
         if version == "latest" {
-            let canonical = try Self.canonical(name)
-            let versions = try await metadata.versions(canonical: canonical)
+            let versions = try await versions(canonical: try Self.canonical(name))
             guard !versions.isEmpty else { throw RegistryError.packageNotFound(name) }
             guard let latest = VersionResolver.latest(versions, platform: platform) else {
                 throw RegistryError.noPublishedVersion(package: name, platform: platform)
@@ -107,7 +110,9 @@ public struct RegistryService: Sendable {
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?, by principal: Principal?) async throws -> VersionRecord {
         try policy.authorize(.yank(package: name), for: principal)
         let record = try await self.version(name, version)
-        try await metadata.setYanked(canonical: try Self.canonical(name), version: record.version, yanked: yanked, reason: reason)
+        let canonical = try Self.canonical(name)
+        try await metadata.setYanked(canonical: canonical, version: record.version, yanked: yanked, reason: reason)
+        cache.invalidate(canonical)
         logger.info(yanked ? "yanked" : "unyanked", metadata: ["package": "\(name)", "version": "\(record.version)",
                                                                 "by": "\(principal?.name ?? "")"])
         return try await self.version(name, record.version)
@@ -116,8 +121,15 @@ public struct RegistryService: Sendable {
     public func setDeprecation(_ name: String, _ version: String, message: String?, by principal: Principal?) async throws -> VersionRecord {
         try policy.authorize(.deprecate(package: name), for: principal)
         let record = try await self.version(name, version)
-        try await metadata.setDeprecation(canonical: try Self.canonical(name), version: record.version, message: message)
+        let canonical = try Self.canonical(name)
+        try await metadata.setDeprecation(canonical: canonical, version: record.version, message: message)
+        cache.invalidate(canonical)
         return try await self.version(name, record.version)
+    }
+
+    /// Every version of a package, from the cache when it is fresh.
+    public func versions(canonical: String) async throws -> [VersionRecord] {
+        try await cache.versions(canonical) { try await metadata.versions(canonical: canonical) }
     }
 
     // MARK: Housekeeping

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import PackageFormat
 import Registry
 import Storage
 
@@ -45,7 +46,8 @@ extension RegistryServer {
         router.add(middleware: ProblemMiddleware())
         OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
         PackageRoutes(registry: registry, configuration: configuration, metrics: metrics).add(to: router)
-        DownloadRoutes(registry: registry, metrics: metrics).add(to: router)
+        let blobCache = MemoryCache<SHA256Digest>(capacity: Int(configuration.blobCacheSize), largestEntry: 8 << 20)
+        DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache).add(to: router)
 
         let application = Application(
             router: router,

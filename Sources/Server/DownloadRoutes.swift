@@ -13,6 +13,8 @@ struct DownloadRoutes: Sendable {
     let registry: RegistryService
     let metrics: ServerMetrics
     let fileIO = FileIO()
+    /// Small archives served from memory; they never change, being addressed by digest.
+    let blobCache: MemoryCache<SHA256Digest>
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("api/v1/packages/:name/versions/:version/download", use: downloadVersion)
@@ -95,7 +97,10 @@ struct DownloadRoutes: Sendable {
         }
         metrics.downloaded(bytes: length)
         let body: ResponseBody
-        if let path = registry.blobs.localPath(of: digest) {
+        if let cached = try await cachedBlob(digest, size: size) {
+            let bounds = range ?? 0...(size - 1)
+            body = ResponseBody(byteBuffer: cached.getSlice(at: Int(bounds.lowerBound), length: Int(length)) ?? cached)
+        } else if let path = registry.blobs.localPath(of: digest) {
             let bounds = range ?? 0...(size - 1)
             body = try await fileIO.loadFile(path: path, range: Int(bounds.lowerBound)...Int(bounds.upperBound), context: context)
         } else {
@@ -106,6 +111,17 @@ struct DownloadRoutes: Sendable {
             }
         }
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// The whole archive from memory, loading it on first use when it is small enough.
+    private func cachedBlob(_ digest: SHA256Digest, size: Int64) async throws -> ByteBuffer? {
+        if let buffer = blobCache.get(digest) { return buffer }
+        guard size <= Int64(blobCache.largestEntry) else { return nil }
+        var buffer = ByteBufferAllocator().buffer(capacity: Int(size))
+        for try await chunk in try await registry.blobs.read(digest, range: nil) { buffer.writeImmutableBuffer(chunk) }
+        guard buffer.readableBytes == Int(size) else { return nil }
+        blobCache.put(digest, buffer)
+        return buffer
     }
 
     static func etagMatches(_ header: String, digest: SHA256Digest) -> Bool {

@@ -13,6 +13,8 @@ struct PackageRoutes: Sendable {
     let registry: RegistryService
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
+    /// Encoded version metadata, keyed by everything that shapes it, so nothing stale is served.
+    let answers = MemoryCache<String>(capacity: 32 << 20, largestEntry: 1 << 20)
 
     static let acceptedUploadTypes: Set<String> = [
         "application/gzip", "application/x-gzip", "application/octet-stream", "application/vnd.epr.package+gzip",
@@ -82,7 +84,7 @@ struct PackageRoutes: Sendable {
         let result = try await registry.search(query, page: page, perPage: perPage)
         var items: [PackageSummary] = []
         for package in result.items {
-            let versions = try await registry.metadata.versions(canonical: package.canonical)
+            let versions = try await registry.versions(canonical: package.canonical)
             items.append(PackageSummary(name: package.name, description: package.description,
                                         latest: VersionResolver.latest(versions, platform: nil)?.version, updated_at: package.updatedAt))
         }
@@ -105,10 +107,18 @@ struct PackageRoutes: Sendable {
 
     @Sendable func version(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let record = try await registry.version(try context.parameters.require("name"), try context.parameters.require("version"))
+        let base = baseURL(request)
+        let key = [base, record.package, record.version, record.digest.hex, "\(record.yanked)", record.yankReason ?? "",
+                   record.deprecation ?? ""].joined(separator: "\u{0}")
+        if let cached = answers.get(key) {
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: cached))
+        }
         let decoder = JSONDecoder()
-        return try JSON.response(VersionDetail(summary: VersionSummary(record, baseURL: baseURL(request)),
-                                               manifest: try? decoder.decode(Manifest.self, from: record.manifest),
-                                               report: try? decoder.decode(PackageReport.self, from: record.report)))
+        let body = ByteBuffer(bytes: try JSON.encoder.encode(VersionDetail(
+            summary: VersionSummary(record, baseURL: base), manifest: try? decoder.decode(Manifest.self, from: record.manifest),
+            report: try? decoder.decode(PackageReport.self, from: record.report))))
+        answers.put(key, body)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
     @Sendable func l3afdConfig(_ request: Request, context: BasicRequestContext) async throws -> Response {

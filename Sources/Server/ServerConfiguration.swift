@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var logLevel = "info"
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGracePeriod = 30
+    /// Bytes of package archives (each at most 8 MiB) kept in memory for downloads; 0 disables.
+    public var blobCacheSize: Int64 = 256 << 20
 
     public init() {}
 
@@ -25,6 +27,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     static let keys: [(file: String, environment: String)] = [
         ("data", "EPR_DATA"), ("host", "EPR_HOST"), ("port", "EPR_PORT"), ("max_upload_size", "EPR_MAX_UPLOAD_SIZE"),
         ("public_url", "EPR_PUBLIC_URL"), ("log_level", "EPR_LOG_LEVEL"), ("shutdown_grace_period", "EPR_SHUTDOWN_GRACE_PERIOD"),
+        ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"),
     ]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -66,6 +69,10 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw Invalid(description: "log_level \(level) is not one of trace, debug, info, notice, warning, error, critical")
             }
             configuration.logLevel = level
+        }
+        if let size = values["blob_cache_size"] {
+            guard let bytes = parseSize(size) else { throw Invalid(description: "blob_cache_size \(size) is not a size (bytes, or with K, M, G)") }
+            configuration.blobCacheSize = bytes
         }
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
