@@ -35,15 +35,24 @@ struct DownloadCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try options.client()
         let version = package.version ?? "latest"
+        // Resolve first (for the platform, when given), so the download is checked against the
+        // digest of exactly the version it is.
+        let query = platform.map { "?platform=\($0)" } ?? ""
         let info = try await reportingProblems {
-            try await client.get("/api/v1/packages/\(package.name)/versions/\(version)").decoded(VersionSummary.self)
+            try await client.get("/api/v1/packages/\(package.name)/versions/\(version)\(query)").decoded(VersionSummary.self)
         }
-        // With a platform, ask exactly as L3AFD would, so resolution follows the same rules.
-        let path = platform.map { "/\(package.name)/\(version)/\($0)/\(info.artifact)" }
+        guard info.artifact.hasSuffix(".tar.gz"), !info.artifact.contains("/"), !info.artifact.hasPrefix(".") else {
+            throw ClientError("the registry names the artifact \(info.artifact), which is not a plain .tar.gz file name")
+        }
+        // With a platform, download exactly as L3AFD would.
+        let path = platform.map { "/\(package.name)/\(info.version)/\($0)/\(info.artifact)" }
             ?? "/api/v1/packages/\(package.name)/versions/\(info.version)/download"
         let destination = URL(fileURLWithPath: output).appendingPathComponent(info.artifact).path
         let progress = ProgressLine(label: info.artifact)
-        let digest = try await reportingProblems { try await client.download(path, to: destination, progress: options.json ? nil : progress.update) }
+        let digest = try await reportingProblems {
+            try await client.download(path, to: destination, expected: SHA256Digest(hex: String(info.sha256.dropFirst(7))),
+                                      progress: options.json ? nil : progress.update)
+        }
         progress.finish()
         if options.json {
             try Output.json(["path": destination, "name": info.name, "version": info.version, "sha256": digest.description])

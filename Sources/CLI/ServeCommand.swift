@@ -57,10 +57,10 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await ServiceGroup(configuration: group).run()
         } catch {
-            try? await server.registry.metadata.close()
+            try? await server.shutdown()
             throw error
         }
-        try await server.registry.metadata.close()
+        try await server.shutdown()
         logger.notice("stopped")
     }
 }

@@ -34,11 +34,13 @@ public struct RegistryClient: Sendable {
 
     /// Sends a request and returns the JSON body of a successful answer; problem documents
     /// become ``RegistryProblem`` errors.
-    func send(_ request: HTTPClientRequest, timeout: TimeAmount = .seconds(120)) async throws -> Data {
+    func send(_ request: HTTPClientRequest, expecting status: Int = 200, timeout: TimeAmount = .seconds(120)) async throws -> Data {
         let response = try await http.execute(request, timeout: timeout)
         let body = try await response.body.collect(upTo: 64 << 20)
         let data = Data(buffer: body)
-        guard (200..<300).contains(response.status.code) else {
+        // Anything but the one expected answer is a failure: a redirect followed to another
+        // page must not pass for a publish.
+        guard Int(response.status.code) == status else {
             throw RegistryProblem(status: Int(response.status.code), data: data)
         }
         return data
@@ -52,7 +54,7 @@ public struct RegistryClient: Sendable {
         let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64 ?? 0
         let body = HTTPClientRequest.Body.stream(FileChunks(path: file, progress: progress, total: size), length: .known(size))
         return try await send(request("/api/v1/packages", method: .POST, body: body,
-                                      headers: [("Content-Type", "application/gzip")]), timeout: .hours(1))
+                                      headers: [("Content-Type", "application/gzip")]), expecting: 201, timeout: .hours(1))
     }
 
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?) async throws -> Data {
@@ -68,9 +70,10 @@ public struct RegistryClient: Sendable {
                                       body: body, headers: [("Content-Type", "application/json")]))
     }
 
-    /// Downloads `path` into `destination` atomically, checking the bytes against the digest
-    /// the server announces; returns that digest.
-    public func download(_ path: String, to destination: String, progress: Progress? = nil) async throws -> SHA256Digest {
+    /// Downloads `path` into `destination` atomically, checking the bytes against `expected`
+    /// (when given) and the digest the server announces; returns the digest.
+    public func download(_ path: String, to destination: String, expected: SHA256Digest? = nil,
+                         progress: Progress? = nil) async throws -> SHA256Digest {
         let response = try await http.execute(request(path), timeout: .hours(1))
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 1 << 20)
@@ -98,6 +101,10 @@ public struct RegistryClient: Sendable {
             throw error
         }
         let digest = hasher.finalize()
+        if let expected, expected != digest {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw ClientError("the download's digest is \(digest), but the registry lists \(expected)")
+        }
         if let announced, announced.hasPrefix("sha256:"), announced != digest.description {
             try? FileManager.default.removeItem(atPath: partial)
             throw ClientError("the download's digest is \(digest), but the server announced \(announced)")
@@ -106,8 +113,11 @@ public struct RegistryClient: Sendable {
             try? FileManager.default.removeItem(atPath: partial)
             throw ClientError("the download stopped after \(received) of \(total) bytes")
         }
-        _ = try? FileManager.default.removeItem(atPath: destination)
-        try FileManager.default.moveItem(atPath: partial, toPath: destination)
+        // rename(2) replaces an existing file in one step.
+        guard rename(partial, destination) == 0 else {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw ClientError("cannot write \(destination): \(String(cString: strerror(errno)))")
+        }
         return digest
     }
 }

@@ -27,10 +27,13 @@ extension RegistryService {
         case generated(String)
     }
 
-    /// On first start, creates the admin credential: `token` when given, else a generated one.
-    public func bootstrapAdmin(token: String?) async throws -> AdminBootstrap {
+    /// On first start, creates the admin credential: `token` when given, else a generated one,
+    /// which `persist` must store durably (it runs before the credential exists, so a failure
+    /// there never leaves an admin whose token nobody has).
+    public func bootstrapAdmin(token: String?, persist: (String) throws -> Void) async throws -> AdminBootstrap {
         guard try await !metadata.hasTokens() else { return .existing }
         let value = token ?? AccessToken.generate()
+        if token == nil { try persist(value) }
         _ = try await metadata.insertToken(hash: AccessToken.hash(value), owner: "admin", role: Principal.Role.admin.rawValue)
         return token == nil ? .generated(value) : .created
     }

@@ -16,7 +16,8 @@ public struct Principal: Sendable, Equatable {
 /// What a request wants to do, as the authorisation policy sees it.
 public enum Action: Sendable, Equatable {
     case read
-    case publish(package: String)
+    /// Publishing; the package is nil while the upload has not been read yet.
+    case publish(package: String?)
     case yank(package: String)
     case deprecate(package: String)
 }

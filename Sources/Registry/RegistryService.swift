@@ -37,6 +37,9 @@ public struct RegistryService: Sendable {
             throw RegistryError.invalidPackage(findings: report.findings.filter { $0.severity != .info })
         }
         try policy.authorize(.publish(package: manifest.name.value), for: principal)
+        if Self.reservedNames.contains(manifest.name.canonical) {
+            throw RegistryError.invalidName(manifest.name.value, reason: "the name is reserved for the registry's own paths")
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let record = VersionRecord(
@@ -102,13 +105,16 @@ public struct RegistryService: Sendable {
     }
 
     public func search(_ query: String, page: Int, perPage: Int) async throws -> Page<PackageRecord> {
-        try await metadata.searchPackages(query: query, offset: max(0, page - 1) * perPage, limit: perPage)
+        let (offset, overflow) = max(0, page - 1).multipliedReportingOverflow(by: perPage)
+        guard !overflow else { return Page(items: [], total: 0) }
+        return try await metadata.searchPackages(query: query, offset: offset, limit: perPage)
     }
 
     // MARK: Changing versions
 
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?, by principal: Principal?) async throws -> VersionRecord {
         try policy.authorize(.yank(package: name), for: principal)
+        guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to yank") }
         let record = try await self.version(name, version)
         let canonical = try Self.canonical(name)
         try await metadata.setYanked(canonical: canonical, version: record.version, yanked: yanked, reason: reason)
@@ -120,6 +126,7 @@ public struct RegistryService: Sendable {
 
     public func setDeprecation(_ name: String, _ version: String, message: String?, by principal: Principal?) async throws -> VersionRecord {
         try policy.authorize(.deprecate(package: name), for: principal)
+        guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to deprecate") }
         let record = try await self.version(name, version)
         let canonical = try Self.canonical(name)
         try await metadata.setDeprecation(canonical: canonical, version: record.version, message: message)
@@ -149,6 +156,10 @@ public struct RegistryService: Sendable {
         }
         return (temporary, orphans)
     }
+
+    /// First path segments of the server's own routes: a package so named could not be
+    /// downloaded through the L3AFD path.
+    public static let reservedNames: Set<String> = ["api", "metrics", "healthz", "readyz", "v2", "openapi", "static"]
 
     static func canonical(_ name: String) throws(RegistryError) -> String {
         do { return try PackageName(name).canonical } catch {

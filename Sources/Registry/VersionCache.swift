@@ -12,7 +12,14 @@ final class VersionCache: Sendable {
         var versions: [VersionRecord]
     }
 
-    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Bumped by every invalidation, so a load that started before a write cannot store
+        /// what it read after the write invalidated it.
+        var generations: [String: UInt64] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
     let ttl: Duration
     let capacity: Int
 
@@ -23,21 +30,26 @@ final class VersionCache: Sendable {
 
     func versions(_ canonical: String, load: () async throws -> [VersionRecord]) async throws -> [VersionRecord] {
         let now = ContinuousClock.now
-        if let entry = entries.withLockedValue({ $0[canonical] }), now - entry.loaded < ttl {
-            return entry.versions
-        }
+        let (cached, generation) = state.withLockedValue { ($0.entries[canonical], $0.generations[canonical, default: 0]) }
+        if let cached, now - cached.loaded < ttl { return cached.versions }
         let versions = try await load()
-        entries.withLockedValue { entries in
-            if entries.count >= capacity, entries[canonical] == nil {
-                // Make room by dropping the entry loaded longest ago.
-                if let oldest = entries.min(by: { $0.value.loaded < $1.value.loaded })?.key { entries[oldest] = nil }
+        // Unknown names are not cached: random look-ups must not push out real packages.
+        guard !versions.isEmpty else { return versions }
+        state.withLockedValue { state in
+            guard state.generations[canonical, default: 0] == generation else { return }
+            if state.entries.count >= capacity, state.entries[canonical] == nil,
+               let oldest = state.entries.min(by: { $0.value.loaded < $1.value.loaded })?.key {
+                state.entries[oldest] = nil
             }
-            entries[canonical] = Entry(loaded: now, versions: versions)
+            state.entries[canonical] = Entry(loaded: now, versions: versions)
         }
         return versions
     }
 
     func invalidate(_ canonical: String) {
-        _ = entries.withLockedValue { $0.removeValue(forKey: canonical) }
+        state.withLockedValue { state in
+            state.entries[canonical] = nil
+            state.generations[canonical, default: 0] &+= 1
+        }
     }
 }

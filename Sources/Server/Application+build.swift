@@ -11,6 +11,14 @@ public struct RegistryServer {
     public let registry: RegistryService
     /// A generated admin token, when this start created the admin (also written to `<data>/admin-token`).
     public let generatedAdminToken: String?
+    /// The descriptor holding the data directory's lock.
+    let lock: Int32
+
+    /// Closes the metadata store and releases the data directory.
+    public func shutdown() async throws {
+        defer { close(lock) }
+        try await registry.metadata.close()
+    }
 }
 
 extension RegistryServer {
@@ -20,6 +28,7 @@ extension RegistryServer {
     public static func build(configuration: ServerConfiguration, environment: [String: String], logger: Logger) async throws -> RegistryServer {
         let data = URL(fileURLWithPath: configuration.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let lock = try DataDirectoryLock.acquire(data)
         let metadata = try await SQLiteMetadataStore.open(path: data.appendingPathComponent("epr.sqlite").path, logger: logger)
         try await metadata.migrate()
         let blobs = try FileBlobStore(root: data)
@@ -28,10 +37,9 @@ extension RegistryServer {
 
         var generated: String?
         let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        switch try await registry.bootstrapAdmin(token: supplied) {
+        let file = data.appendingPathComponent("admin-token")
+        switch try await registry.bootstrapAdmin(token: supplied, persist: { try Self.writeSecret($0 + "\n", to: file.path) }) {
         case let .generated(token):
-            let file = data.appendingPathComponent("admin-token")
-            FileManager.default.createFile(atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
             logger.notice("created the admin; its token is in the file named here", metadata: ["file": "\(file.path)"])
             generated = token
         case .created:
@@ -56,6 +64,17 @@ extension RegistryServer {
                 logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: logger)
-        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated)
+        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, lock: lock)
+    }
+
+    /// Writes a file readable by its owner only from the first byte, and syncs it.
+    static func writeSecret(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
     }
 }

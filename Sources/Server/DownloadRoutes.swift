@@ -75,15 +75,14 @@ struct DownloadRoutes: Sendable {
         headers[.contentType] = "application/gzip"
 
         var range: ClosedRange<Int64>?
-        if let header = request.headers[.range], request.headers[.ifRange].map({ Self.etagMatches($0, digest: digest) }) ?? true {
+        // If-Range needs a strong validator: the exact ETag.
+        if let header = request.headers[.range], request.headers[.ifRange].map({ $0 == "\"\(digest)\"" }) ?? true {
             switch Self.parseRange(header, size: size) {
             case let .range(value): range = value
             case .unsatisfiable:
-                headers[.contentRange] = "bytes */\(size)"
-                headers[.contentType] = "application/problem+json"
                 let problem = Problem(.rangeNotSatisfiable, "range-not-satisfiable", "the range \(header) is outside the \(size) bytes")
                 var response = problem.response()
-                response.headers.append(contentsOf: headers)
+                response.headers[.contentRange] = "bytes */\(size)"
                 return response
             case .ignore: break
             }
@@ -140,7 +139,8 @@ struct DownloadRoutes: Sendable {
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2 else { return .ignore }
         if parts[0].isEmpty {
-            guard let suffix = Int64(parts[1]), suffix > 0 else { return .ignore }
+            guard let suffix = Int64(parts[1]) else { return .ignore }
+            guard suffix > 0 else { return .unsatisfiable }
             guard size > 0 else { return .unsatisfiable }
             return .range(max(0, size - suffix)...(size - 1))
         }

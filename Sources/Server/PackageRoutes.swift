@@ -40,8 +40,8 @@ struct PackageRoutes: Sendable {
 
     func principal(_ request: Request) async throws -> Principal? {
         guard let header = request.headers[.authorization] else { return nil }
-        guard header.hasPrefix("Bearer ") else { throw RegistryError.unauthenticated }
-        return try await registry.principal(forToken: header.dropFirst(7))
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw RegistryError.unauthenticated }
+        return try await registry.principal(forToken: header.dropFirst(7).trimmingCharacters(in: .whitespaces))
     }
 
     // MARK: Publish
@@ -49,7 +49,7 @@ struct PackageRoutes: Sendable {
     @Sendable func publish(_ request: Request, context: BasicRequestContext) async throws -> Response {
         // Refuse before reading a byte of the body: who, what type, how large.
         let principal = try await principal(request)
-        guard principal != nil else { throw RegistryError.unauthenticated }
+        try registry.policy.authorize(.publish(package: nil), for: principal)
         let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let type, Self.acceptedUploadTypes.contains(type) else {
             throw Problem(.unsupportedMediaType, "unsupported-media-type",
@@ -79,6 +79,7 @@ struct PackageRoutes: Sendable {
     @Sendable func search(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let query = request.uri.queryParameters.get("q") ?? ""
         let page = max(1, request.uri.queryParameters.get("page", as: Int.self) ?? 1)
+        guard page <= 100_000 else { throw Problem(.badRequest, "invalid-page", "page must be between 1 and 100000") }
         let perPage = min(100, max(1, request.uri.queryParameters.get("per_page", as: Int.self) ?? 20))
         guard query.count <= 200 else { throw Problem(.badRequest, "invalid-query", "the search term is longer than 200 characters") }
         let result = try await registry.search(query, page: page, perPage: perPage)
@@ -106,7 +107,13 @@ struct PackageRoutes: Sendable {
     }
 
     @Sendable func version(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        let record = try await registry.version(try context.parameters.require("name"), try context.parameters.require("version"))
+        let name = try context.parameters.require("name"), version = try context.parameters.require("version")
+        // With ?platform=, the version a download for that platform resolves to.
+        let record = if let platform = request.uri.queryParameters.get("platform") {
+            try await registry.resolve(name, version, platform: platform)
+        } else {
+            try await registry.version(name, version)
+        }
         let base = baseURL(request)
         let key = [base, record.package, record.version, record.digest.hex, "\(record.yanked)", record.yankReason ?? "",
                    record.deprecation ?? ""].joined(separator: "\u{0}")

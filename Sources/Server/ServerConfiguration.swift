@@ -15,7 +15,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Seconds in-flight requests get to finish after SIGTERM.
     public var shutdownGracePeriod = 30
     /// Bytes of package archives (each at most 8 MiB) kept in memory for downloads; 0 disables.
-    public var blobCacheSize: Int64 = 256 << 20
+    public var blobCacheSize: Int64 = 64 << 20
 
     public init() {}
 

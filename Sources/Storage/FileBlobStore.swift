@@ -30,7 +30,12 @@ public struct FileBlobStore: BlobStore {
     public func store(_ file: URL, digest: SHA256Digest) async throws {
         let destination = path(digest)
         try await threadPool.runIfActive {
-            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let prefix = destination.deletingLastPathComponent()
+            if !FileManager.default.fileExists(atPath: prefix.path) {
+                try FileManager.default.createDirectory(at: prefix, withIntermediateDirectories: true)
+                // A new directory survives power loss only once its parent is synced too.
+                try Self.fsync(path: prefix.deletingLastPathComponent().path)
+            }
             try Self.fsync(path: file.path)
             if FileManager.default.fileExists(atPath: destination.path) {
                 try? FileManager.default.removeItem(at: file)

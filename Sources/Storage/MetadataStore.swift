@@ -83,8 +83,8 @@ public protocol MetadataStore: Sendable {
     func migrate() async throws
 
     /// Records a new version, creating its package on first publish, atomically. `commitBlob`
-    /// runs inside the same transaction, after the version is known to be new and before it
-    /// becomes visible, so a blob is never kept for a refused version.
+    /// runs inside the same transaction, after the rows are written and just before they become
+    /// visible, so a blob is never kept for a refused version and never missing for a visible one.
     func insertVersion(_ version: VersionRecord, packageName: String, canonical: String, description: String,
                        commitBlob: @Sendable () async throws -> Void) async throws
 

@@ -71,7 +71,6 @@ public final class SQLiteMetadataStore: MetadataStore {
                 let existing = try await writer.query("SELECT 1 FROM versions WHERE canonical = ? AND version_key = ?",
                                                       [.text(canonical), .text(key)])
                 guard existing.isEmpty else { throw MetadataStoreError.versionExists(package: packageName, version: version.version) }
-                try await commitBlob()
                 let now = Date().timeIntervalSince1970
                 let keywords = (try? JSONDecoder().decode(Manifest.self, from: version.manifest))?.keywords.joined(separator: " ") ?? ""
                 _ = try await writer.query("""
@@ -86,6 +85,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                           .text(version.platforms.joined(separator: ",")), .text(version.digest.hex), .integer(Int(version.size)),
                           .blob(ByteBuffer(bytes: version.manifest)), .blob(ByteBuffer(bytes: version.report)),
                           .text(version.publisher), .float(version.publishedAt.timeIntervalSince1970)])
+                // Last before COMMIT: a failed insert never leaves a blob behind.
+                try await commitBlob()
                 _ = try await writer.query("COMMIT")
             } catch {
                 _ = try? await writer.query("ROLLBACK")

@@ -27,6 +27,9 @@ import Testing
             #expect(keyword.items.first?.latest == "1.0.0")
             let tooLong = try await client.get("/api/v1/packages?q=" + String(repeating: "x", count: 201))
             #expect(tooLong.problemCode == "invalid-query")
+            let farPage = try await client.get("/api/v1/packages?page=9223372036854775807")
+            #expect(farPage.problemCode == "invalid-page")
+            #expect(try await client.get("/api/v1/packages?page=100000").json(Page.self).items.isEmpty)
         }
     }
 
@@ -49,6 +52,8 @@ import Testing
             #expect(detail.report.sha256 == detail.sha256)
             #expect(detail.publisher == "admin")
             #expect(try await client.get("/api/v1/packages/xdp-port-filter/versions/latest").json(VersionBody.self).version == "1.0.0")
+            #expect(try await client.get("/api/v1/packages/xdp-port-filter/versions/latest?platform=jammy").status == .ok)
+            #expect(try await client.get("/api/v1/packages/xdp-port-filter/versions/latest?platform=focal").problemCode == "no-published-version")
         }
     }
 
@@ -114,9 +119,13 @@ import Testing
         let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(try await first.registry.principal(forToken: token).role == .admin)
-        try await first.registry.metadata.close()
+        let locked = await #expect(throws: (any Error).self) {
+            _ = try await Server.RegistryServer.build(configuration: configuration, environment: [:], logger: .init(label: "test"))
+        }
+        #expect("\(locked.map { "\($0)" } ?? "")".contains("in use by another epr server"))
+        try await first.shutdown()
         let second = try await Server.RegistryServer.build(configuration: configuration, environment: [:], logger: .init(label: "test"))
         #expect(second.generatedAdminToken == nil, "the admin is created once")
-        try await second.registry.metadata.close()
+        try await second.shutdown()
     }
 }

@@ -62,6 +62,8 @@ import Testing
 
             let anonymous = try await client.execute(uri: "/api/v1/packages/exec-tracker/versions/1.1.0/yank", method: .put)
             #expect(anonymous.status == .unauthorized)
+            let yankLatest = try await client.execute(uri: "/api/v1/packages/exec-tracker/versions/latest/yank", method: .put, headers: headers)
+            #expect(yankLatest.problemCode == "invalid-version", "yanking needs an exact version")
 
             let unyank = try await client.execute(uri: "/api/v1/packages/exec-tracker/versions/1.10.0/yank", method: .delete, headers: headers)
             #expect(unyank.status == .ok)
@@ -110,9 +112,14 @@ import Testing
             #expect(Array(suffix.body.readableBytesView) == Array(bytes.suffix(5)))
             let open = try await client.get(exact, headers: [.range: "bytes=100-"])
             #expect(Array(open.body.readableBytesView) == Array(bytes[100...]))
+            #expect(try await client.get(exact, headers: [.range: "bytes=-0"]).status == .rangeNotSatisfiable)
+            #expect(try await client.get(exact, headers: [.range: "bytes=0-0"]).body.readableBytes == 1)
+            let weakIfRange = try await client.get(exact, headers: [.range: "bytes=0-9", .ifRange: "W/\"\(digest)\""])
+            #expect(weakIfRange.status == .ok, "If-Range with a weak tag sends the whole body")
             let outside = try await client.get(exact, headers: [.range: "bytes=\(bytes.count + 10)-"])
             #expect(outside.status == .rangeNotSatisfiable)
             #expect(outside.headers[.contentRange] == "bytes */\(bytes.count)")
+            #expect(outside.headers[.cacheControl] == nil, "a refused range is not cached")
             #expect(try await client.get(exact, headers: [.range: "bytes=0-1,5-6"]).status == .ok, "several ranges get the whole body")
 
             let byDigest = try await client.get("/api/v1/blobs/\(digest)")

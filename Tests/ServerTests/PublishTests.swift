@@ -115,3 +115,25 @@ struct VersionBody: Decodable, Equatable {
 }
 
 struct PageCount: Decodable { var total: Int }
+
+@Suite struct ReservedNameTests {
+    /// A package named like one of the server's own paths could never be fetched by L3AFD.
+    @Test func namesOfTheServersOwnPathsAreRefused() async throws {
+        let registry = try await TestRegistry.make()
+        let source = Fixtures.examples.appendingPathComponent("xdp-port-filter")
+        let copy = registry.directory.appendingPathComponent("metrics")
+        try FileManager.default.copyItem(at: source, to: copy)
+        let manifest = copy.appendingPathComponent("epr.toml")
+        try String(contentsOf: manifest, encoding: .utf8).replacingOccurrences(of: "name = \"xdp-port-filter\"", with: "name = \"metrics\"")
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        let output = registry.directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let built = try PackageBuilder().build(directory: copy, output: output, modificationTime: 0)
+        let archive = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: built.path)))
+        try await registry.run { client in
+            let response = try await client.publish(archive)
+            #expect(response.status == .badRequest)
+            #expect(response.problemCode == "invalid-name")
+        }
+    }
+}

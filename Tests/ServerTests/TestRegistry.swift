@@ -37,7 +37,7 @@ struct TestRegistry {
     }
 
     func close() async {
-        try? await server.registry.metadata.close()
+        try? await server.shutdown()
         try? FileManager.default.removeItem(at: directory)
     }
 
