@@ -53,7 +53,14 @@ struct DownloadRoutes: Sendable {
     }
 
     private func serve(_ record: VersionRecord, request: Request, context: BasicRequestContext, mutable: Bool) async throws -> Response {
-        guard let size = try await registry.blobs.size(of: record.digest) else { throw RegistryError.blobNotFound(record.digest.description) }
+        // An archive held in memory needs no look at the disk: the version records its size.
+        let size: Int64
+        if blobCache.get(record.digest) != nil {
+            size = record.size
+        } else {
+            guard let stored = try await registry.blobs.size(of: record.digest) else { throw RegistryError.blobNotFound(record.digest.description) }
+            size = stored
+        }
         return try await serve(digest: record.digest, size: size, filename: record.artifact, request: request, context: context, mutable: mutable)
     }
 
