@@ -15,6 +15,10 @@ public struct RegistryService: Sendable {
     let logger: Logger
     let cache = VersionCache()
 
+    /// Changes with every write made through this registry (publish, yank, deprecation):
+    /// caches of answers compare it to know whether what they hold may be stale.
+    public var changeCount: UInt64 { cache.changeCount }
+
     public init(metadata: any MetadataStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.blobs = blobs

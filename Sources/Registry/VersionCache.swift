@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import Storage
+import Synchronization
 
 /// The versions of each package as last read from the metadata store, so that downloads
 /// resolve `latest` without a database round trip.
@@ -20,6 +21,7 @@ final class VersionCache: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let changes = Atomic<UInt64>(0)
     let ttl: Duration
     let capacity: Int
 
@@ -46,7 +48,12 @@ final class VersionCache: Sendable {
         return versions
     }
 
+    /// Counts invalidations of any package: an answer built while this stayed the same saw
+    /// no write made through this registry.
+    var changeCount: UInt64 { changes.load(ordering: .acquiring) }
+
     func invalidate(_ canonical: String) {
+        defer { changes.add(1, ordering: .releasing) }
         state.withLockedValue { state in
             state.entries[canonical] = nil
             state.generations[canonical, default: 0] &+= 1

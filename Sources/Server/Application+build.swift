@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 import PackageFormat
 import Registry
 import Storage
@@ -13,11 +14,14 @@ public struct RegistryServer {
     public let generatedAdminToken: String?
     /// The descriptor holding the data directory's lock.
     let lock: Int32
+    /// Event loops of its own, when configured with a thread count.
+    let group: MultiThreadedEventLoopGroup?
 
     /// Closes the metadata store and releases the data directory.
     public func shutdown() async throws {
         defer { close(lock) }
         try await registry.metadata.close()
+        try await group?.shutdownGracefully()
     }
 }
 
@@ -53,18 +57,22 @@ extension RegistryServer {
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
         OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
-        PackageRoutes(registry: registry, configuration: configuration, metrics: metrics).add(to: router)
         let blobCache = MemoryCache<SHA256Digest>(capacity: Int(configuration.blobCacheSize), largestEntry: 8 << 20)
-        DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache).add(to: router)
+        let front = FrontCache(registry: registry, capacity: Int(clamping: configuration.answerCacheSize))
+        PackageRoutes(registry: registry, configuration: configuration, metrics: metrics, front: front).add(to: router)
+        DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
 
+        let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let application = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [FrontCacheHandler(cache: front, metrics: metrics)])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "epr"),
             onServerRunning: { channel in
                 logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
+            eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)
-        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, lock: lock)
+        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, lock: lock, group: group)
     }
 
     /// Writes a file readable by its owner only from the first byte, and syncs it.

@@ -15,6 +15,8 @@ struct DownloadRoutes: Sendable {
     let fileIO = FileIO()
     /// Small archives served from memory; they never change, being addressed by digest.
     let blobCache: MemoryCache<SHA256Digest>
+    /// Whole answers for the event loops to repeat (see ``FrontCache``).
+    let front: FrontCache
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("api/v1/packages/:name/versions/:version/download", use: downloadVersion)
@@ -28,15 +30,17 @@ struct DownloadRoutes: Sendable {
     @Sendable func l3afd(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let name = try context.parameters.require("name"), version = try context.parameters.require("version")
         let platform = try context.parameters.require("platform"), artifact = try context.parameters.require("artifact")
+        let ticket = front.ticket(for: request.head)
         let record = try await registry.resolve(name, version, platform: platform)
         guard artifact == record.artifact else { throw RegistryError.artifactMismatch(expected: record.artifact, requested: artifact) }
-        return try await serve(record, request: request, context: context, mutable: version == "latest")
+        return try await serve(record, request: request, context: context, mutable: version == "latest", ticket: ticket)
     }
 
     @Sendable func downloadVersion(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let version = try context.parameters.require("version")
+        let ticket = front.ticket(for: request.head)
         let record = try await registry.version(try context.parameters.require("name"), version)
-        return try await serve(record, request: request, context: context, mutable: version == "latest")
+        return try await serve(record, request: request, context: context, mutable: version == "latest", ticket: ticket)
     }
 
     @Sendable func downloadBlob(_ request: Request, context: BasicRequestContext) async throws -> Response {
@@ -46,13 +50,15 @@ struct DownloadRoutes: Sendable {
             throw RegistryError.invalidDigest(text)
         }
         let digest = SHA256Digest(hex: hex)
+        let ticket = front.ticket(for: request.head)
         guard try await registry.metadata.isReferenced(digest), let size = try await registry.blobs.size(of: digest) else {
             throw RegistryError.blobNotFound(digest.description)
         }
-        return try await serve(digest: digest, size: size, filename: nil, request: request, context: context, mutable: false)
+        return try await serve(digest: digest, size: size, filename: nil, request: request, context: context, mutable: false, ticket: ticket)
     }
 
-    private func serve(_ record: VersionRecord, request: Request, context: BasicRequestContext, mutable: Bool) async throws -> Response {
+    private func serve(_ record: VersionRecord, request: Request, context: BasicRequestContext, mutable: Bool,
+                       ticket: FrontCache.Ticket?) async throws -> Response {
         // An archive held in memory needs no look at the disk: the version records its size.
         let size: Int64
         if blobCache.get(record.digest) != nil {
@@ -61,11 +67,12 @@ struct DownloadRoutes: Sendable {
             guard let stored = try await registry.blobs.size(of: record.digest) else { throw RegistryError.blobNotFound(record.digest.description) }
             size = stored
         }
-        return try await serve(digest: record.digest, size: size, filename: record.artifact, request: request, context: context, mutable: mutable)
+        return try await serve(digest: record.digest, size: size, filename: record.artifact, request: request, context: context,
+                               mutable: mutable, ticket: ticket)
     }
 
     private func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: BasicRequestContext,
-                       mutable: Bool) async throws -> Response {
+                       mutable: Bool, ticket: FrontCache.Ticket?) async throws -> Response {
         var headers: HTTPFields = [
             .eTag: "\"\(digest)\"",
             .cacheControl: mutable ? "public, max-age=60" : "public, max-age=31536000, immutable",
@@ -102,6 +109,14 @@ struct DownloadRoutes: Sendable {
             return Response(status: status, headers: headers, body: .init())
         }
         metrics.downloaded(bytes: length)
+        if range == nil {
+            // Repeats of this request are sent from the blob's file, or else from memory.
+            if let path = registry.blobs.localPath(of: digest) {
+                front.store(ticket, headers: headers, body: .file(path: path, length: size), isDownload: true)
+            } else if let cached = blobCache.get(digest) {
+                front.store(ticket, headers: headers, body: .bytes(cached), isDownload: true)
+            }
+        }
         let body: ResponseBody
         if let cached = try await cachedBlob(digest, size: size) {
             let bounds = range ?? 0...(size - 1)

@@ -13,6 +13,8 @@ struct PackageRoutes: Sendable {
     let registry: RegistryService
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
+    /// Whole answers for the event loops to repeat (see ``FrontCache``).
+    let front: FrontCache
     /// Encoded version metadata, keyed by everything that shapes it, so nothing stale is served.
     let answers = MemoryCache<String>(capacity: 32 << 20, largestEntry: 1 << 20)
 
@@ -93,21 +95,25 @@ struct PackageRoutes: Sendable {
     }
 
     @Sendable func package(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let ticket = front.ticket(for: request.head)
         let (package, versions) = try await registry.package(named: try context.parameters.require("name"))
         let base = baseURL(request)
-        return try JSON.response(PackageDetail(name: package.name, description: package.description, created_at: package.createdAt,
-                                               updated_at: package.updatedAt, latest: VersionResolver.latest(versions, platform: nil)?.version,
-                                               versions: versions.map { VersionSummary($0, baseURL: base) }))
+        return answer(ByteBuffer(bytes: try JSON.encoder.encode(PackageDetail(
+            name: package.name, description: package.description, created_at: package.createdAt, updated_at: package.updatedAt,
+            latest: VersionResolver.latest(versions, platform: nil)?.version, versions: versions.map { VersionSummary($0, baseURL: base) }))),
+            ticket: ticket)
     }
 
     @Sendable func versions(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let ticket = front.ticket(for: request.head)
         let (_, versions) = try await registry.package(named: try context.parameters.require("name"))
         let base = baseURL(request)
-        return try JSON.response(versions.map { VersionSummary($0, baseURL: base) })
+        return answer(ByteBuffer(bytes: try JSON.encoder.encode(versions.map { VersionSummary($0, baseURL: base) })), ticket: ticket)
     }
 
     @Sendable func version(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let name = try context.parameters.require("name"), version = try context.parameters.require("version")
+        let ticket = front.ticket(for: request.head)
         // With ?platform=, the version a download for that platform resolves to.
         let record = if let platform = request.uri.queryParameters.get("platform") {
             try await registry.resolve(name, version, platform: platform)
@@ -117,14 +123,19 @@ struct PackageRoutes: Sendable {
         let base = baseURL(request)
         let key = [base, record.package, record.version, record.digest.hex, "\(record.yanked)", record.yankReason ?? "",
                    record.deprecation ?? ""].joined(separator: "\u{0}")
-        if let cached = answers.get(key) {
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: cached))
-        }
+        if let cached = answers.get(key) { return answer(cached, ticket: ticket) }
         let decoder = JSONDecoder()
         let body = ByteBuffer(bytes: try JSON.encoder.encode(VersionDetail(
             summary: VersionSummary(record, baseURL: base), manifest: try? decoder.decode(Manifest.self, from: record.manifest),
             report: try? decoder.decode(PackageReport.self, from: record.report))))
         answers.put(key, body)
+        return answer(body, ticket: ticket)
+    }
+
+    /// A JSON answer, also offered to the front cache when the request allows.
+    func answer(_ body: ByteBuffer, ticket: FrontCache.Ticket?) -> Response {
+        front.store(ticket, headers: [.contentType: "application/json", .contentLength: String(body.readableBytes)], body: .bytes(body),
+                    isDownload: false)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 

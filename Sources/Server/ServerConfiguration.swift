@@ -16,6 +16,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var shutdownGracePeriod = 30
     /// Bytes of package archives (each at most 8 MiB) kept in memory for downloads; 0 disables.
     public var blobCacheSize: Int64 = 64 << 20
+    /// Bytes of whole answers to anonymous reads kept for the event loops to send without
+    /// routing (metadata JSON; downloads count only their headers); 0 disables.
+    public var answerCacheSize: Int64 = 32 << 20
+    /// Event loop threads answering connections; 0 means one per core.
+    public var threads = 0
 
     public init() {}
 
@@ -27,7 +32,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     static let keys: [(file: String, environment: String)] = [
         ("data", "EPR_DATA"), ("host", "EPR_HOST"), ("port", "EPR_PORT"), ("max_upload_size", "EPR_MAX_UPLOAD_SIZE"),
         ("public_url", "EPR_PUBLIC_URL"), ("log_level", "EPR_LOG_LEVEL"), ("shutdown_grace_period", "EPR_SHUTDOWN_GRACE_PERIOD"),
-        ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"),
+        ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"), ("answer_cache_size", "EPR_ANSWER_CACHE_SIZE"),
+        ("threads", "EPR_THREADS"),
     ]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -73,6 +79,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         if let size = values["blob_cache_size"] {
             guard let bytes = parseSize(size) else { throw Invalid(description: "blob_cache_size \(size) is not a size (bytes, or with K, M, G)") }
             configuration.blobCacheSize = bytes
+        }
+        if let size = values["answer_cache_size"] {
+            guard let bytes = parseSize(size) else { throw Invalid(description: "answer_cache_size \(size) is not a size (bytes, or with K, M, G)") }
+            configuration.answerCacheSize = bytes
+        }
+        if let threads = values["threads"] {
+            guard let count = Int(threads), (0...1024).contains(count) else { throw Invalid(description: "threads \(threads) is not a number from 0 to 1024") }
+            configuration.threads = count
         }
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }

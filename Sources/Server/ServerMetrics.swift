@@ -11,15 +11,16 @@ final class ServerMetrics: Sendable {
     private let publishes: Counter
     private let downloads: Counter
     private let downloadBytes: Counter
+    private let repeatedAnswers: Counter
 
     init() {
         durations = registry.makeDurationHistogram(
-            name: "epr_http_request_duration_seconds",
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)],
-            help: "Time to answer HTTP requests")
-        publishes = registry.makeCounter(name: "epr_packages_published_total", help: "Package versions published")
-        downloads = registry.makeCounter(name: "epr_downloads_total", help: "Package and blob downloads started")
-        downloadBytes = registry.makeCounter(name: "epr_download_bytes_total", help: "Bytes of package downloads started")
+            descriptor: .init(metricName: "epr_http_request_duration", unitName: "seconds", helpText: "Time to answer HTTP requests"),
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)])
+        publishes = registry.makeCounter(descriptor: .init(metricName: "epr_packages_published", unitName: "total", helpText: "Package versions published"))
+        downloads = registry.makeCounter(descriptor: .init(metricName: "epr_downloads", unitName: "total", helpText: "Package and blob downloads started"))
+        downloadBytes = registry.makeCounter(descriptor: .init(metricName: "epr_download_bytes", unitName: "total", helpText: "Bytes of package downloads started"))
+        repeatedAnswers = registry.makeCounter(descriptor: .init(metricName: "epr_answer_cache_hits", unitName: "total", helpText: "Requests answered from the answer cache"))
     }
 
     func request(method: String, status: Int, duration: Duration) {
@@ -36,6 +37,8 @@ final class ServerMetrics: Sendable {
     }
 
     func published() { publishes.increment() }
+
+    func answeredFromCache() { repeatedAnswers.increment() }
 
     func downloaded(bytes: Int64) {
         downloads.increment()

@@ -39,6 +39,20 @@ import Testing
         #expect(fromFlags.port == 9200)
     }
 
+    @Test func cachesAndThreads() throws {
+        let configuration = try ServerConfiguration.resolve(
+            file: nil, environment: ["EPR_ANSWER_CACHE_SIZE": "8M", "EPR_BLOB_CACHE_SIZE": "0", "EPR_THREADS": "3"], overrides: [:])
+        #expect(configuration.answerCacheSize == 8 << 20)
+        #expect(configuration.blobCacheSize == 0)
+        #expect(configuration.threads == 3)
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration.resolve(file: nil, environment: ["EPR_THREADS": "-1"], overrides: [:])
+        }
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration.resolve(file: nil, environment: ["EPR_ANSWER_CACHE_SIZE": "big"], overrides: [:])
+        }
+    }
+
     @Test(arguments: [
         ("[server]\nport = 70000", "port"), ("[server]\nmax_upload_size = \"lots\"", "max_upload_size"),
         ("[server]\npublic_url = \"ftp://x\"", "public_url"), ("[server]\nlog_level = \"loud\"", "log_level"),

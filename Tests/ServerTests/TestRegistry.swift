@@ -25,10 +25,11 @@ struct TestRegistry {
         return TestRegistry(directory: directory, server: server)
     }
 
-    /// Runs `body` against the router, then closes the store and removes the directory.
-    func run(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    /// Runs `body` against the router (or, with `.live`, a real server on a loopback port with
+    /// its whole connection pipeline), then closes the store and removes the directory.
+    func run(_ framework: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         do {
-            try await server.application.test(.router, body)
+            try await server.application.test(framework, body)
         } catch {
             await close()
             throw error

@@ -1,0 +1,324 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+@testable import Server
+import Testing
+
+/// The store of whole answers: which requests it may answer, and when an answer is stale.
+@Suite struct FrontCacheTests {
+    final class Counter: Sendable {
+        let value = NIOLockedValueBox<UInt64>(0)
+        func bump() { value.withLockedValue { $0 += 1 } }
+        var current: UInt64 { value.withLockedValue { $0 } }
+    }
+
+    static func request(_ path: String, method: HTTPRequest.Method = .get, host: String = "registry.test",
+                        _ fields: HTTPFields = [:]) -> HTTPRequest {
+        HTTPRequest(method: method, scheme: nil, authority: host, path: path, headerFields: fields)
+    }
+
+    static let json: HTTPFields = [.contentType: "application/json", .contentLength: "2"]
+
+    @Test func onlyPlainAnonymousReadsHaveAKey() {
+        #expect(FrontCache.key(for: Self.request("/a")) != nil)
+        #expect(FrontCache.key(for: Self.request("/a", method: .head)) == FrontCache.key(for: Self.request("/a")))
+        #expect(FrontCache.key(for: Self.request("/a", host: "other.test")) != FrontCache.key(for: Self.request("/a")))
+        #expect(FrontCache.key(for: Self.request("/a?page=2")) != FrontCache.key(for: Self.request("/a")))
+        #expect(FrontCache.key(for: Self.request("/a", method: .post)) == nil)
+        #expect(FrontCache.key(for: Self.request("/a", method: .delete)) == nil)
+        for name: HTTPField.Name in [.authorization, .cookie, .range, .ifRange, .ifMatch, .ifNoneMatch, .ifModifiedSince, .ifUnmodifiedSince] {
+            #expect(FrontCache.key(for: Self.request("/a", [name: "x"])) == nil, "\(name)")
+        }
+    }
+
+    @Test func aWriteDropsEveryAnswer() {
+        let changes = Counter()
+        let cache = FrontCache(changeCount: { changes.current })
+        cache.store(cache.ticket(for: Self.request("/a")), headers: Self.json, body: .bytes(ByteBuffer(string: "{}")), isDownload: false)
+        #expect(cache.lookup(Self.request("/a"))?.body == .bytes(ByteBuffer(string: "{}")))
+        #expect(cache.lookup(Self.request("/a", method: .head)) != nil)
+        changes.bump()
+        #expect(cache.lookup(Self.request("/a")) == nil)
+    }
+
+    @Test func anAnswerBuiltAcrossAWriteIsNotStored() {
+        let changes = Counter()
+        let cache = FrontCache(changeCount: { changes.current })
+        let ticket = cache.ticket(for: Self.request("/a"))
+        changes.bump() // a publish lands while the route reads
+        cache.store(ticket, headers: Self.json, body: .bytes(ByteBuffer(string: "{}")), isDownload: false)
+        #expect(cache.count == 0)
+        #expect(cache.lookup(Self.request("/a")) == nil)
+    }
+
+    @Test func headAndCredentialedRequestsGetNoTicket() {
+        let cache = FrontCache(changeCount: { 0 })
+        #expect(cache.ticket(for: Self.request("/a", method: .head)) == nil)
+        #expect(cache.ticket(for: Self.request("/a", [.authorization: "Bearer x"])) == nil)
+        #expect(FrontCache(capacity: 0, changeCount: { 0 }).ticket(for: Self.request("/a")) == nil)
+    }
+
+    @Test func answersExpire() async throws {
+        let cache = FrontCache(ttl: .milliseconds(50), changeCount: { 0 })
+        cache.store(cache.ticket(for: Self.request("/a")), headers: Self.json, body: .bytes(ByteBuffer(string: "{}")), isDownload: false)
+        #expect(cache.lookup(Self.request("/a")) != nil)
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(cache.lookup(Self.request("/a")) == nil)
+    }
+
+    @Test func staysWithinItsBounds() {
+        let cache = FrontCache(capacity: 64 << 10, maxEntries: 3, changeCount: { 0 })
+        for index in 0..<10 {
+            cache.store(cache.ticket(for: Self.request("/\(index)")), headers: Self.json, body: .bytes(ByteBuffer(string: "{}")), isDownload: false)
+        }
+        #expect(cache.count == 3)
+        #expect(cache.lookup(Self.request("/9")) != nil, "the newest answer is kept")
+        // One answer may take at most an eighth of the capacity.
+        cache.store(cache.ticket(for: Self.request("/big")), headers: Self.json,
+                    body: .bytes(ByteBuffer(repeating: 0, count: 9 << 10)), isDownload: false)
+        #expect(cache.lookup(Self.request("/big")) == nil)
+    }
+
+    @Test func theDateHeaderIsAnIMFFixdate() {
+        var parts = tm()
+        var seconds = time_t(784_111_777) // the example in RFC 9110
+        gmtime_r(&seconds, &parts)
+        #expect(HTTPDate.format(parts) == "Sun, 06 Nov 1994 08:49:37 GMT")
+    }
+}
+
+/// The connection handler in a real HTTP/1 pipeline: what it answers itself, what it passes on,
+/// and that responses never overtake each other.
+@Suite struct FrontCacheHandlerTests {
+    /// Stands for the router: records the requests that reach it.
+    final class Router: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPRequestPart
+        var heads: [String] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case let .head(request) = unwrapInboundIn(data) { heads.append(request.path ?? "") }
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is ChannelShouldQuiesceEvent { quiesced = true }
+        }
+        var quiesced = false
+    }
+
+    struct Setup {
+        let channel: EmbeddedChannel
+        let router: Router
+        let cache: FrontCache
+        let metrics: ServerMetrics
+    }
+
+    static func setup() throws -> Setup {
+        let channel = EmbeddedChannel()
+        let cache = FrontCache(changeCount: { 0 })
+        let metrics = ServerMetrics()
+        let router = Router()
+        try channel.pipeline.syncOperations.addHandlers([
+            HTTP1ToHTTPServerCodec(secure: false), FrontCacheHandler(cache: cache, metrics: metrics), router,
+        ])
+        return Setup(channel: channel, router: router, cache: cache, metrics: metrics)
+    }
+
+    static func send(_ channel: EmbeddedChannel, _ path: String, method: NIOHTTP1.HTTPMethod = .GET, headers: HTTPHeaders = ["Host": "registry.test"]) throws {
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    static func store(_ cache: FrontCache, _ path: String, body: FrontCache.Body, length: Int) {
+        let request = HTTPRequest(method: .get, scheme: nil, authority: "registry.test", path: path)
+        cache.store(cache.ticket(for: request), headers: [.contentType: "application/json", .contentLength: String(length)], body: body,
+                    isDownload: false)
+    }
+
+    /// The parts written to the wire, as HTTP/1 parts.
+    static func written(_ channel: EmbeddedChannel) throws -> [HTTPServerResponsePart] {
+        var parts: [HTTPServerResponsePart] = []
+        while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
+        return parts
+    }
+
+    @Test func answersStoredReadsWithoutTheRouter() throws {
+        let setup = try Self.setup()
+        Self.store(setup.cache, "/api/v1/packages/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/api/v1/packages/a")
+        let parts = try Self.written(setup.channel)
+        #expect(setup.router.heads.isEmpty)
+        try #require(parts.count == 3)
+        guard case let .head(head) = parts[0], case let .body(.byteBuffer(body)) = parts[1], case .end = parts[2] else {
+            Issue.record("unexpected parts \(parts)")
+            return
+        }
+        #expect(head.status == .ok)
+        #expect(head.headers["Content-Length"] == ["2"])
+        #expect(head.headers["Server"] == ["epr"])
+        #expect(head.headers["Date"].first?.hasSuffix(" GMT") == true)
+        #expect(String(buffer: body) == "{}")
+        #expect(String(decoding: setup.metrics.render(), as: UTF8.self).contains(#"epr_http_requests_total{method="GET",status="200"} 1"#))
+    }
+
+    @Test func headGetsTheHeadersOnly() throws {
+        let setup = try Self.setup()
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/a", method: .HEAD)
+        let parts = try Self.written(setup.channel)
+        try #require(parts.count == 2)
+        guard case let .head(head) = parts[0], case .end = parts[1] else { Issue.record("unexpected parts \(parts)"); return }
+        #expect(head.headers["Content-Length"] == ["2"])
+    }
+
+    @Test func otherRequestsReachTheRouter() throws {
+        let setup = try Self.setup()
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/b")
+        try Self.send(setup.channel, "/a", headers: ["Host": "registry.test", "Authorization": "Bearer x"])
+        try Self.send(setup.channel, "/a", headers: ["Host": "registry.test", "Range": "bytes=0-0"])
+        #expect(setup.router.heads == ["/b", "/a", "/a"])
+        #expect(try Self.written(setup.channel).isEmpty)
+    }
+
+    /// A client pipelining a routed request and then a stored one gets the answers in order:
+    /// the stored one waits for the router's answer by going through the router too.
+    @Test func responsesKeepRequestOrder() throws {
+        let setup = try Self.setup()
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/slow")
+        try Self.send(setup.channel, "/a")
+        #expect(setup.router.heads == ["/slow", "/a"])
+        #expect(try Self.written(setup.channel).isEmpty)
+        // The router answers both; afterwards the handler answers stored reads itself again.
+        for _ in 0..<2 {
+            try setup.channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok, headerFields: [.contentLength: "0"])))
+            try setup.channel.writeOutbound(HTTPResponsePart.end(nil))
+        }
+        _ = try Self.written(setup.channel)
+        try Self.send(setup.channel, "/a")
+        #expect(setup.router.heads == ["/slow", "/a"])
+        #expect(try Self.written(setup.channel).count == 3)
+    }
+
+    @Test func filesGoOutAsFileRegionsAndAreClosed() throws {
+        let setup = try Self.setup()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("front-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("blob")
+        try Data(repeating: 7, count: 1000).write(to: file)
+        Self.store(setup.cache, "/blob", body: .file(path: file.path, length: 1000), length: 1000)
+        try Self.send(setup.channel, "/blob")
+        let parts = try Self.written(setup.channel)
+        try #require(parts.count == 3)
+        guard case let .body(.fileRegion(region)) = parts[1] else { Issue.record("unexpected parts \(parts)"); return }
+        #expect(region.readableBytes == 1000)
+        #expect(!region.fileHandle.isOpen, "the descriptor is closed once the answer is written")
+
+        // A blob that has gone is left to the router, which knows how to say so.
+        try FileManager.default.removeItem(at: file)
+        try Self.send(setup.channel, "/blob")
+        #expect(setup.router.heads == ["/blob"])
+    }
+
+    /// Holds every write's promise, like a socket that has not taken the bytes yet.
+    final class SlowSocket: ChannelOutboundHandler, RemovableChannelHandler {
+        typealias OutboundIn = Any
+        var held: [EventLoopPromise<Void>] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if let promise { held.append(promise) }
+        }
+        func flush(context: ChannelHandlerContext) {}
+        func release() { held.forEach { $0.succeed() }; held = [] }
+    }
+
+    @Test func shutdownWaitsForAnAnswerBeingSent() throws {
+        let setup = try Self.setup()
+        let socket = SlowSocket()
+        try setup.channel.pipeline.syncOperations.addHandler(socket, position: .first)
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/a")
+        #expect(!socket.held.isEmpty)
+        setup.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!setup.router.quiesced, "the connection may not close while the answer is still going out")
+        socket.release()
+        #expect(setup.router.quiesced)
+    }
+
+    @Test func afterShutdownBeginsEverythingGoesToTheRouter() throws {
+        let setup = try Self.setup()
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        setup.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(setup.router.quiesced)
+        try Self.send(setup.channel, "/a")
+        #expect(setup.router.heads == ["/a"])
+    }
+}
+
+/// A real server with its whole connection pipeline: answers repeated from memory change the
+/// moment a write changes what they say.
+@Suite struct AnswerCacheLiveTests {
+    static let auth: HTTPFields = [.authorization: "Bearer \(TestRegistry.token)"]
+
+    @Test func writesShowAtOnce() async throws {
+        let registry = try await TestRegistry.make()
+        let first = try registry.archive("exec-tracker", version: "1.0.0")
+        let second = try registry.archive("exec-tracker", version: "1.1.0")
+        try await registry.run(.live) { client in
+            #expect(try await client.publish(first).status == .created)
+            let latest = "/exec-tracker/latest/jammy/exec_tracker.tar.gz"
+            for _ in 0..<3 { #expect(try await client.get(latest).body == first) }
+            let metadata = "/api/v1/packages/exec-tracker/versions/1.0.0"
+            for _ in 0..<3 { #expect(try await client.get(metadata).status == .ok) }
+
+            #expect(try await client.publish(second).status == .created)
+            #expect(try await client.get(latest).body == second, "a publish shows in the very next download")
+            let yank = try await client.execute(uri: "/api/v1/packages/exec-tracker/versions/1.1.0/yank", method: .put, headers: Self.auth)
+            #expect(yank.status == .ok)
+            #expect(try await client.get(latest).body == first, "a yank shows in the very next download")
+
+            let deprecate = try await client.execute(uri: "/api/v1/packages/exec-tracker/versions/1.0.0/deprecation", method: .put,
+                                                     headers: Self.auth, body: ByteBuffer(string: #"{"message":"use 2.x"}"#))
+            #expect(deprecate.status == .ok)
+            #expect(String(buffer: try await client.get(metadata).body).contains("use 2.x"))
+
+            // Repeated answers carry what the route's answer carried.
+            let routed = try await client.get(latest)
+            let repeated = try await client.get(latest)
+            for name: HTTPField.Name in [.eTag, .contentLength, .contentType, .cacheControl, .contentDisposition, HTTPField.Name("Repr-Digest")!] {
+                #expect(repeated.headers[name] != nil && repeated.headers[name] == routed.headers[name], "\(name)")
+            }
+            #expect(repeated.headers[.date] != nil)
+            let head = try await client.execute(uri: latest, method: .head)
+            #expect(head.status == .ok && head.body.readableBytes == 0 && head.headers[.contentLength] == String(first.readableBytes))
+
+            // Ranges and conditions still get their own answers.
+            let range = try await client.get(latest, headers: [.range: "bytes=0-9"])
+            #expect(range.status == .partialContent && range.body.readableBytes == 10)
+            let conditional = try await client.get(latest, headers: [.ifNoneMatch: repeated.headers[.eTag] ?? ""])
+            #expect(conditional.status == .notModified)
+
+            // Every answer is counted, wherever it was made: 11 GETs answered 200, of which 6
+            // (and the HEAD) were repeats: the 2nd and 3rd of each first trio, and `repeated`.
+            let metrics = String(buffer: try await client.get("/metrics").body)
+            func value(_ prefix: String) -> Int? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+            }
+            #expect(value(#"epr_http_requests_total{method="GET",status="200"}"#) == 11)
+            #expect(value("epr_answer_cache_hits_total") == 6)
+        }
+    }
+
+    @Test func turnedOffAnswersStillWork() async throws {
+        let registry = try await TestRegistry.make { $0.answerCacheSize = 0 }
+        let archive = try registry.archive("exec-tracker")
+        try await registry.run(.live) { (client: any TestClientProtocol) async throws in
+            #expect(try await client.publish(archive).status == .created)
+            for _ in 0..<2 { #expect(try await client.get("/exec-tracker/latest/jammy/exec_tracker.tar.gz").body == archive) }
+        }
+    }
+}
