@@ -65,7 +65,7 @@ extension RegistryServer {
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let application = Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [FrontCacheHandler(cache: front, metrics: metrics)])),
+            server: .registry(cache: front, metrics: metrics),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "epr"),
             onServerRunning: { channel in
                 logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])

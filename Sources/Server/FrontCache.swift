@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import Registry
 
 /// Whole answers to anonymous reads (package downloads through the L3AFD path, by version or
@@ -28,6 +29,9 @@ final class FrontCache: Sendable {
         let isDownload: Bool
         let generation: UInt64
         let expires: NIODeadline
+        /// The status line and fields as sent, without the `Date` and `Server` fields and the
+        /// blank line that the connection adds.
+        let encodedHead: ByteBuffer
     }
 
     /// Where a route may store its answer: the request's key and the change count read when
@@ -75,6 +79,17 @@ final class FrontCache: Sendable {
         return (request.authority ?? "") + " " + path
     }
 
+    /// The same key, from a request as the HTTP/1 parser gives it: only origin-form targets
+    /// (`/path?query`), which the conversion to HTTP types keeps as they are.
+    static func key(for request: HTTPRequestHead) -> String? {
+        guard request.method == .GET || request.method == .HEAD, request.uri.utf8.first == UInt8(ascii: "/") else { return nil }
+        for name in ["Authorization", "Cookie", "Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"]
+        where request.headers.contains(name: name) {
+            return nil
+        }
+        return (request.headers.first(name: "Host") ?? "") + " " + request.uri
+    }
+
     /// Call when a route starts answering a GET: nil when its answer must not be stored.
     func ticket(for request: HTTPRequest) -> Ticket? {
         guard capacity > 0, request.method == .get, let key = Self.key(for: request) else { return nil }
@@ -86,7 +101,7 @@ final class FrontCache: Sendable {
         let size = Self.size(ticket.key, headers, body)
         guard size <= capacity / 8 else { return }
         let entry = Entry(status: status, headers: headers, body: body, isDownload: isDownload,
-                          generation: ticket.generation, expires: .now() + ttl)
+                          generation: ticket.generation, expires: .now() + ttl, encodedHead: Self.encode(status, headers))
         let current = changeCount()
         guard current == ticket.generation else { return }
         state.withLockedValue { state in
@@ -101,13 +116,25 @@ final class FrontCache: Sendable {
 
     /// The stored answer for a request, when it is still valid.
     func lookup(_ request: HTTPRequest) -> Entry? {
-        guard let key = Self.key(for: request) else { return nil }
+        Self.key(for: request).flatMap { lookup(key: $0) }
+    }
+
+    func lookup(key: String) -> Entry? {
         guard let entry = state.withLockedValue({ $0.entries[key] }) else { return nil }
         guard entry.generation == changeCount(), entry.expires > .now() else { return nil }
         return entry
     }
 
     var count: Int { state.withLockedValue { $0.entries.count } }
+
+    static func encode(_ status: HTTPResponse.Status, _ headers: HTTPFields) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
+        for field in headers where field.name != .date && field.name != .server && field.name != .connection {
+            buffer.writeString("\(field.name.rawName): \(field.value)\r\n")
+        }
+        return buffer
+    }
 
     /// Drops stale answers first, then others until the new one fits.
     private static func evict(_ state: inout State, now: NIODeadline, generation: UInt64, toFit size: Int, capacity: Int, maxEntries: Int) {

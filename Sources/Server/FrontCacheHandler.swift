@@ -1,66 +1,117 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Prometheus
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// Answers requests that ``FrontCache`` holds straight on the connection's event loop, sending
-/// blob files with `sendfile`; everything else passes on to the router unchanged.
+/// The HTTP/1 connection of `epr serve`: Hummingbird's, with ``FrontCacheHandler`` placed right
+/// after the HTTP/1 parser so that repeated reads are answered before any conversion or routing.
+struct RegistryHTTP1Channel: HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let cache: FrontCache
+    let metrics: ServerMetrics
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                withPipeliningAssistance: false, // the router answers one request at a time, in order
+                withErrorHandling: false, // Hummingbird answers parse errors itself
+                withOutboundHeaderValidation: false, // HTTP types validate fields already
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: .init())
+            try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics))
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value asyncChannel: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1 with the answer cache in front of the router.
+    static func registry(cache: FrontCache, metrics: ServerMetrics) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics) }
+    }
+}
+
+/// Answers requests that ``FrontCache`` holds straight on the connection's event loop: the
+/// stored response head, already encoded, then the body from memory or, for blobs, with
+/// `sendfile`. Everything else passes on to the router unchanged.
 ///
-/// It sits between the HTTP/1 codec and the router. Responses leave in request order: a
-/// request is answered here only when the router owes no response on this connection, so a
-/// client pipelining requests never gets them out of order. On graceful shutdown the
-/// connection closes only once an answer being sent from here is complete.
+/// Responses leave in request order: a request is answered here only when the router owes no
+/// response on this connection, so a client pipelining requests never gets them out of order.
+/// On graceful shutdown the connection closes only once an answer being sent from here is out.
 final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct Answer {
+        let entry: FrontCache.Entry
+        let head: Bool
+        let file: NIOFileHandle?
+        let start: ContinuousClock.Instant
+    }
 
     private enum Reading {
         case idle
         /// The request being read goes to the router.
         case forwarding
         /// The request being read is answered here once its end arrives.
-        case answering(FrontCache.Entry, head: Bool, file: NIOFileHandle?, start: ContinuousClock.Instant)
+        case answering(Answer)
     }
 
     private let cache: FrontCache
     private let metrics: ServerMetrics
-    private let serverName: String
     private var reading = Reading.idle
     /// Requests passed to the router whose response has not ended yet.
     private var routerOwes = 0
-    /// Answers written here whose last part is not yet on the wire.
+    /// Answers written here whose last byte is not yet on the wire.
     private var sending = 0
     private var quiescing = false
     private var heldQuiesce: Any?
-    /// The codec's context, through which file bodies are written as HTTP/1 parts.
-    private var codec: ChannelHandlerContext?
+    /// The response encoder's context: answers are written below it, already encoded.
+    private var encoder: ChannelHandlerContext?
     private var date = HTTPDate()
+    /// The writability the handlers after this one were last told. Answers sent from here make
+    /// the channel briefly unwritable; those changes are kept from the router, which is not
+    /// writing meanwhile, and only a net change is passed on once the answer is out.
+    private var toldWritable = true
+    /// Request counters by status and method, looked up once per connection.
+    private var counters: [Int: Prometheus.Counter] = [:]
 
-    init(cache: FrontCache, metrics: ServerMetrics, serverName: String = "epr") {
+    init(cache: FrontCache, metrics: ServerMetrics) {
         self.cache = cache
         self.metrics = metrics
-        self.serverName = serverName
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        codec = try? context.pipeline.syncOperations.context(handlerType: HTTP1ToHTTPServerCodec.self)
+        encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if case let .answering(_, _, file, _) = reading { try? file?.close() }
+        if case let .answering(answer) = reading { try? answer.file?.close() }
         reading = .idle
-        codec = nil
+        encoder = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(request):
-            if let answering = fastAnswer(for: request) {
-                reading = answering
+            if let answer = answer(for: request) {
+                reading = .answering(answer)
                 return
             }
             reading = .forwarding
@@ -70,9 +121,9 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .answering = reading { return }
             context.fireChannelRead(data)
         case .end:
-            if case let .answering(entry, head, file, start) = reading {
+            if case let .answering(answer) = reading {
                 reading = .idle
-                answer(entry, head: head, file: file, start: start, context: context)
+                send(answer, context: context)
                 return
             }
             reading = .idle
@@ -96,22 +147,75 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard sending == 0 else { return }
+        toldWritable = context.channel.isWritable
+        context.fireChannelWritabilityChanged()
+    }
+
     private var isAnswering: Bool {
         if case .answering = reading { return true }
         return false
     }
 
-    /// How to answer a request here, or nil to send it to the router: when the router owes an
-    /// earlier response, when shutting down, when nothing valid is stored, or when a blob's
-    /// file cannot be opened (the router knows how to say why).
-    private func fastAnswer(for request: HTTPRequest) -> Reading? {
-        guard routerOwes == 0, !quiescing, let entry = cache.lookup(request) else { return nil }
-        let head = request.method == .head
-        guard case let .file(path, _) = entry.body, !head else { return .answering(entry, head: head, file: nil, start: .now) }
-        guard codec != nil else { return nil }
+    /// How to answer a request here, or nil to pass it to the router: when the router owes an
+    /// earlier response, when shutting down, for HTTP/1.0 or a closing connection, when nothing
+    /// valid is stored, or when a blob's file cannot be opened (the router knows how to say why).
+    private func answer(for request: HTTPRequestHead) -> Answer? {
+        guard routerOwes == 0, !quiescing, encoder != nil, request.isKeepAlive, request.version == .http1_1,
+              let key = FrontCache.key(for: request), let entry = cache.lookup(key: key) else { return nil }
+        let head = request.method == .HEAD
+        guard case let .file(path, _) = entry.body, !head else { return Answer(entry: entry, head: head, file: nil, start: .now) }
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
-        return .answering(entry, head: head, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), start: .now)
+        return Answer(entry: entry, head: head, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), start: .now)
+    }
+
+    private func send(_ answer: Answer, context: ChannelHandlerContext) {
+        guard let encoder else { return }
+        let entry = answer.entry
+        sending += 1
+        let cork = answer.file != nil
+        if cork { setCork(1, context) }
+        let done = context.eventLoop.makePromise(of: Void.self)
+        encoder.write(NIOAny(IOData.byteBuffer(entry.encodedHead)), promise: nil)
+        encoder.write(NIOAny(IOData.byteBuffer(date.trailer())), promise: answer.head ? done : nil)
+        if !answer.head {
+            switch entry.body {
+            case let .bytes(buffer):
+                encoder.write(NIOAny(IOData.byteBuffer(buffer)), promise: done)
+                if entry.isDownload { metrics.downloaded(bytes: Int64(buffer.readableBytes)) }
+            case let .file(_, length):
+                if let file = answer.file {
+                    encoder.write(NIOAny(IOData.fileRegion(FileRegion(fileHandle: file, readerIndex: 0, endIndex: Int(length)))), promise: done)
+                } else {
+                    done.succeed()
+                }
+                if entry.isDownload { metrics.downloaded(bytes: length) }
+            }
+        }
+        encoder.flush()
+        let counterKey = entry.status.code << 1 | (answer.head ? 1 : 0)
+        if let counter = counters[counterKey] { counter.increment() } else {
+            let counter = metrics.requestCounter(method: answer.head ? "HEAD" : "GET", status: entry.status.code)
+            counters[counterKey] = counter
+            counter.increment()
+        }
+        metrics.requestDuration(.now - answer.start)
+        metrics.answeredFromCache()
+        done.futureResult.assumeIsolated().whenComplete { [self] _ in
+            try? answer.file?.close()
+            if cork { setCork(0, context) }
+            sending -= 1
+            if sending == 0, context.channel.isWritable != toldWritable {
+                toldWritable = context.channel.isWritable
+                context.fireChannelWritabilityChanged()
+            }
+            if sending == 0, !isAnswering, let event = heldQuiesce {
+                heldQuiesce = nil
+                context.fireUserInboundEventTriggered(event)
+            }
+        }
     }
 
     /// Holds partial segments while the head and a file body are written, so that they leave
@@ -119,58 +223,22 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func setCork(_ value: Int, _ context: ChannelHandlerContext) {
         try? context.channel.syncOptions?.setOption(.tcpOption(NIOBSDSocket.Option(rawValue: CInt(TCP_CORK))), value: value)
     }
-
-    private func answer(_ entry: FrontCache.Entry, head: Bool, file: NIOFileHandle?, start: ContinuousClock.Instant,
-                        context: ChannelHandlerContext) {
-        var fields = entry.headers
-        fields[.date] = date.now()
-        fields[.server] = serverName
-        sending += 1
-        let cork = file != nil
-        if cork { setCork(1, context) }
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: entry.status, headerFields: fields))), promise: nil)
-        if !head {
-            switch entry.body {
-            case let .bytes(buffer):
-                context.write(wrapOutboundOut(.body(buffer)), promise: nil)
-            case let .file(_, length):
-                if let file, let codec {
-                    let region = FileRegion(fileHandle: file, readerIndex: 0, endIndex: Int(length))
-                    codec.write(NIOAny(HTTPServerResponsePart.body(.fileRegion(region))), promise: nil)
-                }
-            }
-            if entry.isDownload, case let .file(_, length) = entry.body { metrics.downloaded(bytes: length) }
-            if entry.isDownload, case let .bytes(buffer) = entry.body { metrics.downloaded(bytes: Int64(buffer.readableBytes)) }
-        }
-        let done = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        metrics.request(method: head ? "HEAD" : "GET", status: entry.status.code, duration: .now - start)
-        metrics.answeredFromCache()
-        done.futureResult.assumeIsolated().whenComplete { [self] _ in
-            try? file?.close()
-            if cork { setCork(0, context) }
-            sending -= 1
-            if sending == 0, !isAnswering, let event = heldQuiesce {
-                heldQuiesce = nil
-                context.fireUserInboundEventTriggered(event)
-            }
-        }
-    }
 }
 
-/// The `Date` header's IMF-fixdate, formatted at most once a second.
+/// The `Date` and `Server` fields that end every answer's head, formatted at most once a second.
 struct HTTPDate {
     private var second = -1
-    private var text = ""
+    private var buffer = ByteBuffer()
 
-    mutating func now() -> String {
+    /// `Date: <IMF-fixdate>\r\nServer: epr\r\n\r\n`
+    mutating func trailer() -> ByteBuffer {
         var seconds = time(nil)
-        guard seconds != second else { return text }
+        guard seconds != second else { return buffer }
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        text = Self.format(parts)
+        buffer = ByteBuffer(string: "Date: \(Self.format(parts))\r\nServer: epr\r\n\r\n")
         second = seconds
-        return text
+        return buffer
     }
 
     static func format(_ parts: tm) -> String {

@@ -24,17 +24,23 @@ final class ServerMetrics: Sendable {
     }
 
     func request(method: String, status: Int, duration: Duration) {
+        requestCounter(method: method, status: status).increment()
+        durations.record(duration)
+    }
+
+    /// The counter of requests with this method and status, for callers that keep it.
+    func requestCounter(method: String, status: Int) -> Counter {
         let key = "\(method) \(status)"
-        let counter = requestCounters.withLockedValue { counters in
+        return requestCounters.withLockedValue { counters in
             if let existing = counters[key] { return existing }
             let made = registry.makeCounter(descriptor: .init(metricName: "epr_http_requests", unitName: "total", helpText: "HTTP requests answered"),
                                             labels: [("method", method), ("status", String(status))])
             counters[key] = made
             return made
         }
-        counter.increment()
-        durations.record(duration)
     }
+
+    func requestDuration(_ duration: Duration) { durations.record(duration) }
 
     func published() { publishes.increment() }
 
