@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Client",
             dependencies: [
-                "PackageFormat",
+                "PackageFormat", "RegistryAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]

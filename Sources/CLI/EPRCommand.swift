@@ -7,7 +7,8 @@ public struct EPRCommand: AsyncParsableCommand {
         commandName: "epr",
         abstract: "The eBPF Package Repository: package, inspect and publish eBPF packages.",
         subcommands: [PackageCommand.self, InspectCommand.self, ServeCommand.self, PublishCommand.self, DownloadCommand.self,
-                      InfoCommand.self, VersionsCommand.self, YankCommand.self, DeprecateCommand.self, SearchCommand.self]
+                      InfoCommand.self, VersionsCommand.self, YankCommand.self, DeprecateCommand.self, SearchCommand.self,
+                      WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, AuditCommand.self]
     )
 
     public init() {}

@@ -1,4 +1,6 @@
+import Foundation
 import PackageFormat
+import Storage
 
 /// API tokens: 256 random bits behind a recognisable `epr_` prefix, stored only as SHA-256
 /// hashes, so a leaked database reveals no usable token.
@@ -12,6 +14,13 @@ public enum AccessToken {
         return prefix + String((0..<43).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
     }
 
+    /// A token's public identifier: `tok_` and 20 random characters.
+    public static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return "tok_" + String((0..<20).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
     public static func hash(_ token: some StringProtocol) -> String {
         SHA256Digest(of: Array(token.utf8)).hex
     }
@@ -19,7 +28,7 @@ public enum AccessToken {
 
 extension RegistryService {
     public enum AdminBootstrap: Sendable, Equatable {
-        /// An admin existed already.
+        /// Users existed already.
         case existing
         /// The admin was created with the token the operator supplied.
         case created
@@ -27,20 +36,19 @@ extension RegistryService {
         case generated(String)
     }
 
-    /// On first start, creates the admin credential: `token` when given, else a generated one,
-    /// which `persist` must store durably (it runs before the credential exists, so a failure
-    /// there never leaves an admin whose token nobody has).
+    /// On first start, creates the `admin` user and a token with every scope: `token` when
+    /// given, else a generated one, which `persist` must store durably (it runs before the
+    /// credential exists, so a failure there never leaves an admin whose token nobody has).
     public func bootstrapAdmin(token: String?, persist: (String) throws -> Void) async throws -> AdminBootstrap {
-        guard try await !metadata.hasTokens() else { return .existing }
+        guard try await !accounts.hasUsers() else { return .existing }
         let value = token ?? AccessToken.generate()
         if token == nil { try persist(value) }
-        _ = try await metadata.insertToken(hash: AccessToken.hash(value), owner: "admin", role: Principal.Role.admin.rawValue)
+        let now = Date()
+        try await accounts.insertUser(UserRecord(name: "admin", role: Principal.Role.admin.rawValue, createdAt: now))
+        try await accounts.insertToken(TokenRecord(id: AccessToken.newID(), user: "admin", name: "bootstrap",
+                                                   scopes: Principal.Scope.allCases.map(\.rawValue), createdAt: now),
+                                       hash: AccessToken.hash(value))
+        await audit("user.create", nil, target: "admin", detail: "first start")
         return token == nil ? .generated(value) : .created
-    }
-
-    /// The principal a bearer token stands for; throws for unknown tokens.
-    public func principal(forToken token: some StringProtocol) async throws -> Principal {
-        guard let (owner, role) = try await metadata.token(hash: AccessToken.hash(token)) else { throw RegistryError.unauthenticated }
-        return Principal(name: owner, role: Principal.Role(rawValue: role) ?? .user)
     }
 }

@@ -1,44 +1,158 @@
-/// Who is acting: the owner of the credential that authenticated the request, and its role.
+import PackageFormat
+
+/// Who is acting: the user whose token authenticated the request, the token's rights, and where
+/// the request came from (for the audit log).
 public struct Principal: Sendable, Equatable {
-    public enum Role: String, Sendable, CaseIterable {
+    /// Roles, each with every right of the ones before it: a user reads; a publisher publishes,
+    /// yanks and manages the owners of the packages it owns, and signs; a reviewer also reviews;
+    /// an admin also administers users and may act on every package.
+    public enum Role: String, Sendable, CaseIterable, Codable {
         case admin, reviewer, publisher, user
+
+        /// The most a token of a user with this role can carry.
+        public var scopes: Set<Scope> {
+            switch self {
+            case .admin: Set(Scope.allCases)
+            case .reviewer: [.publishNew, .publishUpdate, .yank, .owners, .sign, .review]
+            case .publisher: [.publishNew, .publishUpdate, .yank, .owners, .sign]
+            case .user: []
+            }
+        }
+    }
+
+    /// What a token may be used for.
+    public enum Scope: String, Sendable, CaseIterable, Codable {
+        /// Publishing the first version of a package.
+        case publishNew = "publish-new"
+        /// Publishing further versions of a package one owns.
+        case publishUpdate = "publish-update"
+        /// Yanking, unyanking and deprecating versions.
+        case yank
+        /// Inviting and removing a package's owners.
+        case owners
+        case review
+        case sign
+        /// Managing users and reading the audit log.
+        case admin
     }
 
     public var name: String
     public var role: Role
+    /// The token that authenticated the request.
+    public var tokenID: String?
+    public var scopes: Set<Scope>
+    /// Package name patterns the token is limited to; empty means any.
+    public var packages: [String]
+    /// The client's address.
+    public var address: String?
 
-    public init(name: String, role: Role) {
+    public init(name: String, role: Role, tokenID: String? = nil, scopes: Set<Scope>? = nil, packages: [String] = [],
+                address: String? = nil) {
         self.name = name
         self.role = role
+        self.tokenID = tokenID
+        self.scopes = (scopes ?? role.scopes).intersection(role.scopes)
+        self.packages = packages
+        self.address = address
+    }
+
+    /// Whether the token may act on this package: its patterns (`l3af-*`) against the canonical name.
+    public func mayTouch(_ package: String) -> Bool {
+        guard !packages.isEmpty else { return true }
+        let canonical = (try? PackageName(package).canonical) ?? package.lowercased()
+        return packages.contains { Self.matches(pattern: $0, canonical) }
+    }
+
+    /// A glob with `*` for any run of characters, compared in canonical form.
+    public static func matches(pattern: String, _ canonical: String) -> Bool {
+        let pattern = Array(pattern.lowercased().replacingOccurrences(of: "_", with: "-").utf8), text = Array(canonical.utf8)
+        var p = 0, t = 0, star = -1, mark = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == text[t] {
+                p += 1; t += 1
+            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
+                star = p; mark = t; p += 1
+            } else if star >= 0 {
+                p = star + 1; mark += 1; t = mark
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
+        return p == pattern.count
     }
 }
 
 /// What a request wants to do, as the authorisation policy sees it.
 public enum Action: Sendable, Equatable {
     case read
-    /// Publishing; the package is nil while the upload has not been read yet.
-    case publish(package: String?)
+    /// Publishing, before the upload is read: any publishing right will do for now.
+    case upload
+    /// Publishing a version of this package; `isNew` when the package does not exist yet.
+    case publish(package: String, isNew: Bool)
     case yank(package: String)
     case deprecate(package: String)
+    case manageOwners(package: String)
+    /// Answering an ownership invitation made to oneself.
+    case answerInvitation
+    /// Creating, listing or revoking tokens of this user.
+    case manageTokens(user: String)
+    case manageUsers
+    case readAudit
+    /// Reading one's own account.
+    case readSelf
 }
 
 /// The one authorisation policy every endpoint goes through.
 ///
-/// Reading published packages is open to everyone. Changing the registry needs an
-/// authenticated principal whose role allows it; package ownership joins this policy when
-/// accounts do.
+/// Reading published packages is open to everyone. Everything else needs a token whose scopes
+/// allow the action (scopes never exceed the user's role), whose package patterns cover the
+/// package, and, for package changes, a principal who owns the package or is an admin.
+/// Ownership of an existing package on publish is checked again by the store, in the same
+/// transaction as the insert.
 public struct AuthorizationPolicy: Sendable {
     public init() {}
 
-    public func authorize(_ action: Action, for principal: Principal?) throws(RegistryError) {
-        switch action {
-        case .read:
-            return
-        case .publish, .yank, .deprecate:
-            guard let principal else { throw .unauthenticated }
-            guard principal.role == .admin || principal.role == .publisher else {
-                throw .forbidden("the \(principal.role.rawValue) role cannot change packages")
+    public func authorize(_ action: Action, for principal: Principal?, owners: [String]? = nil) throws(RegistryError) {
+        if case .read = action { return }
+        guard let principal else { throw .unauthenticated }
+        func need(_ scope: Principal.Scope) throws(RegistryError) {
+            guard principal.scopes.contains(scope) else {
+                if !principal.role.scopes.contains(scope) {
+                    throw .forbidden("the \(principal.role.rawValue) role cannot do this (it needs the \(scope.rawValue) right)")
+                }
+                throw .forbidden("this token lacks the \(scope.rawValue) scope")
             }
+        }
+        func package(_ name: String) throws(RegistryError) {
+            guard principal.mayTouch(name) else { throw .forbidden("this token is limited to packages \(principal.packages.joined(separator: ", "))") }
+        }
+        func owner(_ name: String) throws(RegistryError) {
+            guard principal.role == .admin || (owners ?? []).contains(principal.name) else {
+                throw .forbidden("\(principal.name) is not an owner of \(name)")
+            }
+        }
+        switch action {
+        case .read, .readSelf, .answerInvitation:
+            return
+        case .upload:
+            guard principal.scopes.contains(.publishNew) || principal.scopes.contains(.publishUpdate) else { try need(.publishUpdate); return }
+        case let .publish(name, isNew):
+            try need(isNew ? .publishNew : .publishUpdate)
+            try package(name)
+            if !isNew, owners != nil { try owner(name) }
+        case let .yank(name), let .deprecate(name):
+            try need(.yank)
+            try package(name)
+            try owner(name)
+        case let .manageOwners(name):
+            try need(.owners)
+            try package(name)
+            try owner(name)
+        case let .manageTokens(user):
+            if user != principal.name { try need(.admin) }
+        case .manageUsers, .readAudit:
+            try need(.admin)
         }
     }
 }

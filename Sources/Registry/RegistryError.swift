@@ -18,6 +18,13 @@ public enum RegistryError: Error, Sendable, Equatable {
     case archiveRefused(ArchiveError)
     case unauthenticated
     case forbidden(String)
+    case invalidUserName(String)
+    case userExists(String)
+    case userNotFound(String)
+    case invalidToken(String)
+    case tokenNotFound(String)
+    case ownerConflict(String)
+    case invitationNotFound(String)
 
     public var code: String {
         switch self {
@@ -36,6 +43,13 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .archiveRefused(error): error.code
         case .unauthenticated: "unauthenticated"
         case .forbidden: "forbidden"
+        case .invalidUserName: "invalid-user-name"
+        case .userExists: "user-exists"
+        case .userNotFound: "user-not-found"
+        case .invalidToken: "invalid-token-request"
+        case .tokenNotFound: "token-not-found"
+        case .ownerConflict: "owner-conflict"
+        case .invitationNotFound: "invitation-not-found"
         }
     }
 
@@ -58,6 +72,13 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .archiveRefused(error): "the archive was refused: \(error)"
         case .unauthenticated: "this needs a token: send Authorization: Bearer <token>"
         case let .forbidden(reason): reason
+        case let .invalidUserName(name): "\"\(name)\" is not a user name (1 to 39 lower-case letters, digits, - and _, starting with a letter or digit)"
+        case let .userExists(name): "there is already a user \(name)"
+        case let .userNotFound(name): "there is no user \(name)"
+        case let .invalidToken(reason): reason
+        case let .tokenNotFound(id): "there is no token \(id)"
+        case let .ownerConflict(reason): reason
+        case let .invitationNotFound(name): "there is no invitation to own \(name)"
         }
     }
 }

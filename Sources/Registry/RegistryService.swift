@@ -10,6 +10,7 @@ import Storage
 public struct RegistryService: Sendable {
     public let metadata: any MetadataStore
     public let blobs: any BlobStore
+    public let accounts: any AccountStore
     public var inspector: PackageInspector
     public var policy = AuthorizationPolicy()
     let logger: Logger
@@ -19,8 +20,13 @@ public struct RegistryService: Sendable {
     /// caches of answers compare it to know whether what they hold may be stale.
     public var changeCount: UInt64 { cache.changeCount }
 
-    public init(metadata: any MetadataStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
+    /// Tokens whose last use was recorded recently, so that requests do not each write it.
+    let tokenUses = TokenUses()
+
+    public init(metadata: any MetadataStore, accounts: any AccountStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(),
+                logger: Logger) {
         self.metadata = metadata
+        self.accounts = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger
@@ -40,7 +46,10 @@ public struct RegistryService: Sendable {
         guard let manifest = report.manifest, report.isValid else {
             throw RegistryError.invalidPackage(findings: report.findings.filter { $0.severity != .info })
         }
-        try policy.authorize(.publish(package: manifest.name.value), for: principal)
+        let existing = try await metadata.package(canonical: manifest.name.canonical)
+        let owners = existing == nil ? [] : try await accounts.owners(package: manifest.name.canonical)
+        try await authorize(.publish(package: manifest.name.value, isNew: existing == nil), principal, owners: owners,
+                            target: "\(manifest.name)@\(manifest.version)")
         if Self.reservedNames.contains(manifest.name.canonical) {
             throw RegistryError.invalidName(manifest.name.value, reason: "the name is reserved for the registry's own paths")
         }
@@ -54,13 +63,18 @@ public struct RegistryService: Sendable {
         let blobs = self.blobs, digest = report.sha256
         do {
             try await metadata.insertVersion(record, packageName: manifest.name.value, canonical: manifest.name.canonical,
-                                             description: manifest.description) {
+                                             description: manifest.description, ownership: principal?.role == .admin ? .anyone : .owners) {
                 try await blobs.store(upload, digest: digest)
             }
         } catch let MetadataStoreError.versionExists(package, version) {
             throw RegistryError.versionExists(package: package, version: version)
+        } catch let AccountStoreError.notOwner(user, package) {
+            // Another publisher created the package between the check above and the insert.
+            await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: "\(user) is not an owner of \(package)")
+            throw RegistryError.forbidden("\(user) is not an owner of \(package)")
         }
         cache.invalidate(manifest.name.canonical)
+        await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", detail: "sha256:\(digest.hex)")
         logger.info("published", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)",
                                             "digest": "\(digest)", "publisher": "\(record.publisher)"])
         return record
@@ -117,24 +131,28 @@ public struct RegistryService: Sendable {
     // MARK: Changing versions
 
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?, by principal: Principal?) async throws -> VersionRecord {
-        try policy.authorize(.yank(package: name), for: principal)
+        let canonical = try Self.canonical(name)
+        try await authorize(.yank(package: name), principal, owners: try await accounts.owners(package: canonical),
+                            target: "\(name)@\(version)")
         guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to yank") }
         let record = try await self.version(name, version)
-        let canonical = try Self.canonical(name)
         try await metadata.setYanked(canonical: canonical, version: record.version, yanked: yanked, reason: reason)
         cache.invalidate(canonical)
+        await audit(yanked ? "yank" : "unyank", principal, target: "\(record.package)@\(record.version)", detail: reason)
         logger.info(yanked ? "yanked" : "unyanked", metadata: ["package": "\(name)", "version": "\(record.version)",
                                                                 "by": "\(principal?.name ?? "")"])
         return try await self.version(name, record.version)
     }
 
     public func setDeprecation(_ name: String, _ version: String, message: String?, by principal: Principal?) async throws -> VersionRecord {
-        try policy.authorize(.deprecate(package: name), for: principal)
+        let canonical = try Self.canonical(name)
+        try await authorize(.deprecate(package: name), principal, owners: try await accounts.owners(package: canonical),
+                            target: "\(name)@\(version)")
         guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to deprecate") }
         let record = try await self.version(name, version)
-        let canonical = try Self.canonical(name)
         try await metadata.setDeprecation(canonical: canonical, version: record.version, message: message)
         cache.invalidate(canonical)
+        await audit(message == nil ? "undeprecate" : "deprecate", principal, target: "\(record.package)@\(record.version)", detail: message)
         return try await self.version(name, record.version)
     }
 

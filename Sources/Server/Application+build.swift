@@ -8,10 +8,12 @@ import Storage
 
 /// The running registry: its application and the pieces tests and commands need.
 public struct RegistryServer {
-    public let application: Application<RouterResponder<BasicRequestContext>>
+    public let application: Application<RouterResponder<RegistryRequestContext>>
     public let registry: RegistryService
     /// A generated admin token, when this start created the admin (also written to `<data>/admin-token`).
     public let generatedAdminToken: String?
+    /// Every route, as `METHOD /path` with `:parameters`.
+    public let routes: [String]
     /// The descriptor holding the data directory's lock.
     let lock: Int32
     /// Event loops of its own, when configured with a thread count.
@@ -20,7 +22,12 @@ public struct RegistryServer {
     /// Closes the metadata store and releases the data directory.
     public func shutdown() async throws {
         defer { close(lock) }
-        try await registry.metadata.close()
+        do {
+            try await registry.metadata.close()
+        } catch {
+            try? await group?.shutdownGracefully()
+            throw error
+        }
         try await group?.shutdownGracefully()
     }
 }
@@ -36,7 +43,7 @@ extension RegistryServer {
         let metadata = try await SQLiteMetadataStore.open(path: data.appendingPathComponent("epr.sqlite").path, logger: logger)
         try await metadata.migrate()
         let blobs = try FileBlobStore(root: data)
-        let registry = RegistryService(metadata: metadata, blobs: blobs, logger: logger)
+        let registry = RegistryService(metadata: metadata, accounts: metadata, blobs: blobs, logger: logger)
         _ = try await registry.sweep()
 
         var generated: String?
@@ -53,7 +60,8 @@ extension RegistryServer {
         }
 
         let metrics = ServerMetrics()
-        let router = Router(context: BasicRequestContext.self)
+        // HEAD is answered wherever GET is, with the same headers and no body.
+        let router = Router(context: RegistryRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
         OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
@@ -61,19 +69,24 @@ extension RegistryServer {
         let front = FrontCache(registry: registry, capacity: Int(clamping: configuration.answerCacheSize))
         PackageRoutes(registry: registry, configuration: configuration, metrics: metrics, front: front).add(to: router)
         DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
+        AccountRoutes(registry: registry).add(to: router)
+        let routes = router.routes.map { "\($0.method) \($0.path)" }
 
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let application = Application(
             router: router,
-            server: .registry(cache: front, metrics: metrics),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "epr"),
+            server: .registry(cache: front, metrics: metrics, serverName: Self.serverName),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             onServerRunning: { channel in
                 logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)
-        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, lock: lock, group: group)
+        return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
+                              group: group)
     }
+
+    static let serverName = "epr"
 
     /// Writes a file readable by its owner only from the first byte, and syncs it.
     static func writeSecret(_ text: String, to path: String) throws {

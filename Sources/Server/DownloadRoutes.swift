@@ -18,7 +18,7 @@ struct DownloadRoutes: Sendable {
     /// Whole answers for the event loops to repeat (see ``FrontCache``).
     let front: FrontCache
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<RegistryRequestContext>) {
         router.get("api/v1/packages/:name/versions/:version/download", use: downloadVersion)
         router.head("api/v1/packages/:name/versions/:version/download", use: downloadVersion)
         router.get("api/v1/blobs/:digest", use: downloadBlob)
@@ -27,7 +27,7 @@ struct DownloadRoutes: Sendable {
         router.head(":name/:version/:platform/:artifact", use: l3afd)
     }
 
-    @Sendable func l3afd(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func l3afd(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let name = try context.parameters.require("name"), version = try context.parameters.require("version")
         let platform = try context.parameters.require("platform"), artifact = try context.parameters.require("artifact")
         let ticket = front.ticket(for: request.head)
@@ -36,14 +36,14 @@ struct DownloadRoutes: Sendable {
         return try await serve(record, request: request, context: context, mutable: version == "latest", ticket: ticket)
     }
 
-    @Sendable func downloadVersion(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func downloadVersion(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let version = try context.parameters.require("version")
         let ticket = front.ticket(for: request.head)
         let record = try await registry.version(try context.parameters.require("name"), version)
         return try await serve(record, request: request, context: context, mutable: version == "latest", ticket: ticket)
     }
 
-    @Sendable func downloadBlob(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func downloadBlob(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let text = try context.parameters.require("digest")
         let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
         guard hex.count == 64, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
@@ -57,7 +57,7 @@ struct DownloadRoutes: Sendable {
         return try await serve(digest: digest, size: size, filename: nil, request: request, context: context, mutable: false, ticket: ticket)
     }
 
-    private func serve(_ record: VersionRecord, request: Request, context: BasicRequestContext, mutable: Bool,
+    private func serve(_ record: VersionRecord, request: Request, context: RegistryRequestContext, mutable: Bool,
                        ticket: FrontCache.Ticket?) async throws -> Response {
         // An archive held in memory needs no look at the disk: the version records its size.
         let size: Int64
@@ -71,7 +71,7 @@ struct DownloadRoutes: Sendable {
                                mutable: mutable, ticket: ticket)
     }
 
-    private func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: BasicRequestContext,
+    private func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: RegistryRequestContext,
                        mutable: Bool, ticket: FrontCache.Ticket?) async throws -> Response {
         var headers: HTTPFields = [
             .eTag: "\"\(digest)\"",

@@ -120,7 +120,7 @@ final class FrontCache: Sendable {
     }
 
     func lookup(key: String) -> Entry? {
-        guard let entry = state.withLockedValue({ $0.entries[key] }) else { return nil }
+        guard capacity > 0, let entry = state.withLockedValue({ $0.entries[key] }) else { return nil }
         guard entry.generation == changeCount(), entry.expires > .now() else { return nil }
         return entry
     }
@@ -136,16 +136,17 @@ final class FrontCache: Sendable {
         return buffer
     }
 
-    /// Drops stale answers first, then others until the new one fits.
+    /// Drops stale answers first; when that is not enough, the tenth of the rest closest to
+    /// expiring, so that a full cache is swept once in a while rather than on every store.
     private static func evict(_ state: inout State, now: NIODeadline, generation: UInt64, toFit size: Int, capacity: Int, maxEntries: Int) {
-        for (key, entry) in state.entries where entry.generation != generation || entry.expires <= now {
+        state.entries = state.entries.filter { $0.value.generation == generation && $0.value.expires > now }
+        state.bytes = state.entries.reduce(0) { $0 + Self.size($1.key, $1.value.headers, $1.value.body) }
+        guard state.entries.count >= maxEntries || state.bytes + size > capacity else { return }
+        let byExpiry = state.entries.sorted { $0.value.expires < $1.value.expires }
+        let entryTarget = maxEntries - max(1, maxEntries / 10), byteTarget = capacity - max(size, capacity / 10)
+        for (key, entry) in byExpiry where state.entries.count > entryTarget || state.bytes > byteTarget {
             state.entries[key] = nil
             state.bytes -= Self.size(key, entry.headers, entry.body)
-        }
-        while state.entries.count >= maxEntries || state.bytes + size > capacity,
-              let victim = state.entries.min(by: { $0.value.expires < $1.value.expires }) {
-            state.entries[victim.key] = nil
-            state.bytes -= Self.size(victim.key, victim.value.headers, victim.value.body)
         }
     }
 

@@ -17,20 +17,34 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
     let responder: HTTPChannelHandler.Responder
     let cache: FrontCache
     let metrics: ServerMetrics
+    let serverName: String
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, // the router answers one request at a time, in order
-                withErrorHandling: false, // Hummingbird answers parse errors itself
-                withOutboundHeaderValidation: false, // HTTP types validate fields already
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: .init())
-            try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics))
+            // The parser and the response encoder, not paired: answers sent from the cache pass
+            // below the encoder, so it must not match responses to the requests it saw (paired,
+            // it would take a later response for the answer to an earlier HEAD and drop its
+            // body). The router answers HEAD without a body itself. No pipelining assistance
+            // (the router answers one request at a time, in order), no error handler (Hummingbird
+            // answers parse errors), no header validation (HTTP types validate fields already).
+            try channel.pipeline.syncOperations.addHandlers([
+                HTTPResponseEncoder(configuration: .init()),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits)),
+            ])
+            try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics, serverName: serverName))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
+    }
+
+    /// Hummingbird's own defaults for HTTP/1.
+    static var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 80 * 1024
+        limits.maxHeaderListSize = 80 * 1024
+        limits.maxHeaderFieldCount = 1000
+        return limits
     }
 
     func handle(value asyncChannel: Value, logger: Logger) async {
@@ -40,8 +54,10 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1 with the answer cache in front of the router.
-    static func registry(cache: FrontCache, metrics: ServerMetrics) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics) }
+    static func registry(cache: FrontCache, metrics: ServerMetrics, serverName: String) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics, serverName: serverName)
+        }
     }
 }
 
@@ -51,7 +67,10 @@ extension HTTPServerBuilder {
 ///
 /// Responses leave in request order: a request is answered here only when the router owes no
 /// response on this connection, so a client pipelining requests never gets them out of order.
-/// On graceful shutdown the connection closes only once an answer being sent from here is out.
+/// At most one answer per connection is in flight from here: requests arriving meanwhile go to
+/// the router, whose stream applies backpressure, so a client that pipelines without reading
+/// holds one open file at most. On graceful shutdown, or when the client half-closes, the
+/// connection closes only once an answer being sent from here is out.
 final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -69,22 +88,24 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// The request being read goes to the router.
         case forwarding
-        /// The request being read is answered here once its end arrives.
-        case answering(Answer)
+        /// The request being read was answered at its head; the rest of it is dropped.
+        case discarding
     }
 
     private let cache: FrontCache
     private let metrics: ServerMetrics
+    /// `Date: ...`, `Server: ...` and the blank line, refreshed each second.
+    private var date: HTTPDate
     private var reading = Reading.idle
     /// Requests passed to the router whose response has not ended yet.
     private var routerOwes = 0
     /// Answers written here whose last byte is not yet on the wire.
     private var sending = 0
     private var quiescing = false
-    private var heldQuiesce: Any?
+    /// Shutdown and half-close events held until the answer in flight is out.
+    private var heldEvents: [Any] = []
     /// The response encoder's context: answers are written below it, already encoded.
     private var encoder: ChannelHandlerContext?
-    private var date = HTTPDate()
     /// The writability the handlers after this one were last told. Answers sent from here make
     /// the channel briefly unwritable; those changes are kept from the router, which is not
     /// writing meanwhile, and only a net change is passed on once the answer is out.
@@ -92,9 +113,10 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request counters by status and method, looked up once per connection.
     private var counters: [Int: Prometheus.Counter] = [:]
 
-    init(cache: FrontCache, metrics: ServerMetrics) {
+    init(cache: FrontCache, metrics: ServerMetrics, serverName: String = "epr") {
         self.cache = cache
         self.metrics = metrics
+        self.date = HTTPDate(serverName: serverName)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -102,7 +124,6 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        if case let .answering(answer) = reading { try? answer.file?.close() }
         reading = .idle
         encoder = nil
     }
@@ -111,19 +132,23 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case let .head(request):
             if let answer = answer(for: request) {
-                reading = .answering(answer)
+                reading = .discarding
+                send(answer, context: context)
                 return
             }
             reading = .forwarding
             routerOwes += 1
+            if toldWritable != context.channel.isWritable {
+                toldWritable = context.channel.isWritable
+                context.fireChannelWritabilityChanged()
+            }
             context.fireChannelRead(data)
         case .body:
-            if case .answering = reading { return }
+            if case .discarding = reading { return }
             context.fireChannelRead(data)
         case .end:
-            if case let .answering(answer) = reading {
+            if case .discarding = reading {
                 reading = .idle
-                send(answer, context: context)
                 return
             }
             reading = .idle
@@ -137,42 +162,52 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            quiescing = true
-            if sending > 0 || isAnswering {
-                heldQuiesce = event
-                return
-            }
+        let closing = event is ChannelShouldQuiesceEvent || (event as? ChannelEvent) == .inputClosed
+        if event is ChannelShouldQuiesceEvent { quiescing = true }
+        if closing, sending > 0 {
+            heldEvents.append(event)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// While an answer from here is going out and the router owes nothing, the router is not
+    /// writing: the brief unwritability a large answer causes is kept from it, and only a net
+    /// change is passed on once the answer is out (or before a request is passed to it).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        guard sending == 0 else { return }
+        guard sending == 0 || routerOwes > 0 else { return }
         toldWritable = context.channel.isWritable
         context.fireChannelWritabilityChanged()
     }
 
-    private var isAnswering: Bool {
-        if case .answering = reading { return true }
-        return false
-    }
-
     /// How to answer a request here, or nil to pass it to the router: when the router owes an
-    /// earlier response, when shutting down, for HTTP/1.0 or a closing connection, when nothing
-    /// valid is stored, or when a blob's file cannot be opened (the router knows how to say why).
+    /// earlier response, when an answer from here is still going out, when shutting down, for
+    /// HTTP/1.0 or a closing connection, when nothing valid is stored, or when a blob's file is
+    /// missing or not the size recorded (the router knows how to say why).
     private func answer(for request: HTTPRequestHead) -> Answer? {
-        guard routerOwes == 0, !quiescing, encoder != nil, request.isKeepAlive, request.version == .http1_1,
+        guard routerOwes == 0, sending == 0, !quiescing, encoder != nil, request.isKeepAlive, request.version == .http1_1,
               let key = FrontCache.key(for: request), let entry = cache.lookup(key: key) else { return nil }
         let head = request.method == .HEAD
-        guard case let .file(path, _) = entry.body, !head else { return Answer(entry: entry, head: head, file: nil, start: .now) }
+        guard case let .file(path, length) = entry.body else { return Answer(entry: entry, head: head, file: nil, start: .now) }
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
-        return Answer(entry: entry, head: head, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), start: .now)
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, Int64(status.st_size) == length else {
+            Glibc.close(descriptor)
+            return nil
+        }
+        if head {
+            Glibc.close(descriptor)
+            return Answer(entry: entry, head: true, file: nil, start: .now)
+        }
+        return Answer(entry: entry, head: false, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor), start: .now)
     }
 
     private func send(_ answer: Answer, context: ChannelHandlerContext) {
-        guard let encoder else { return }
+        guard let encoder else {
+            try? answer.file?.close()
+            return
+        }
         let entry = answer.entry
         sending += 1
         let cork = answer.file != nil
@@ -211,9 +246,10 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 toldWritable = context.channel.isWritable
                 context.fireChannelWritabilityChanged()
             }
-            if sending == 0, !isAnswering, let event = heldQuiesce {
-                heldQuiesce = nil
-                context.fireUserInboundEventTriggered(event)
+            if sending == 0, !heldEvents.isEmpty {
+                let events = heldEvents
+                heldEvents = []
+                for event in events { context.fireUserInboundEventTriggered(event) }
             }
         }
     }
@@ -227,16 +263,21 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 /// The `Date` and `Server` fields that end every answer's head, formatted at most once a second.
 struct HTTPDate {
+    let serverName: String
     private var second = -1
     private var buffer = ByteBuffer()
 
-    /// `Date: <IMF-fixdate>\r\nServer: epr\r\n\r\n`
+    init(serverName: String) {
+        self.serverName = serverName
+    }
+
+    /// `Date: <IMF-fixdate>\r\nServer: <name>\r\n\r\n`
     mutating func trailer() -> ByteBuffer {
         var seconds = time(nil)
         guard seconds != second else { return buffer }
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        buffer = ByteBuffer(string: "Date: \(Self.format(parts))\r\nServer: epr\r\n\r\n")
+        buffer = ByteBuffer(string: "Date: \(Self.format(parts))\r\nServer: \(serverName)\r\n\r\n")
         second = seconds
         return buffer
     }

@@ -9,7 +9,7 @@ struct OperationsRoutes: Sendable {
     let registry: RegistryService
     let metrics: ServerMetrics
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<RegistryRequestContext>) {
         router.get("healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }

@@ -22,7 +22,7 @@ struct PackageRoutes: Sendable {
         "application/gzip", "application/x-gzip", "application/octet-stream", "application/vnd.epr.package+gzip",
     ]
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<RegistryRequestContext>) {
         let api = router.group("api/v1")
         api.post("packages", use: publish)
         api.get("packages", use: search)
@@ -40,18 +40,16 @@ struct PackageRoutes: Sendable {
         configuration.publicURL ?? "http://\(request.head.authority ?? "\(configuration.host):\(configuration.port)")"
     }
 
-    func principal(_ request: Request) async throws -> Principal? {
-        guard let header = request.headers[.authorization] else { return nil }
-        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else { throw RegistryError.unauthenticated }
-        return try await registry.principal(forToken: header.dropFirst(7).trimmingCharacters(in: .whitespaces))
+    func principal(_ request: Request, _ context: RegistryRequestContext) async throws -> Principal? {
+        try await Authenticator(registry: registry).principal(request, context)
     }
 
     // MARK: Publish
 
-    @Sendable func publish(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func publish(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         // Refuse before reading a byte of the body: who, what type, how large.
-        let principal = try await principal(request)
-        try registry.policy.authorize(.publish(package: nil), for: principal)
+        let principal = try await principal(request, context)
+        try await registry.authorize(.upload, principal, target: nil)
         let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let type, Self.acceptedUploadTypes.contains(type) else {
             throw Problem(.unsupportedMediaType, "unsupported-media-type",
@@ -78,7 +76,7 @@ struct PackageRoutes: Sendable {
 
     // MARK: Reading
 
-    @Sendable func search(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func search(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let query = request.uri.queryParameters.get("q") ?? ""
         let page = max(1, request.uri.queryParameters.get("page", as: Int.self) ?? 1)
         guard page <= 100_000 else { throw Problem(.badRequest, "invalid-page", "page must be between 1 and 100000") }
@@ -94,7 +92,7 @@ struct PackageRoutes: Sendable {
         return try JSON.response(PageBody(items: items, total: result.total, page: page, per_page: perPage))
     }
 
-    @Sendable func package(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func package(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let ticket = front.ticket(for: request.head)
         let (package, versions) = try await registry.package(named: try context.parameters.require("name"))
         let base = baseURL(request)
@@ -104,14 +102,14 @@ struct PackageRoutes: Sendable {
             ticket: ticket)
     }
 
-    @Sendable func versions(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func versions(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let ticket = front.ticket(for: request.head)
         let (_, versions) = try await registry.package(named: try context.parameters.require("name"))
         let base = baseURL(request)
         return answer(ByteBuffer(bytes: try JSON.encoder.encode(versions.map { VersionSummary($0, baseURL: base) })), ticket: ticket)
     }
 
-    @Sendable func version(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func version(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let name = try context.parameters.require("name"), version = try context.parameters.require("version")
         let ticket = front.ticket(for: request.head)
         // With ?platform=, the version a download for that platform resolves to.
@@ -139,7 +137,7 @@ struct PackageRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
-    @Sendable func l3afdConfig(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func l3afdConfig(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let requested = try context.parameters.require("version")
         let record = try await registry.version(try context.parameters.require("name"), requested)
         let manifest = try JSONDecoder().decode(Manifest.self, from: record.manifest)
@@ -153,8 +151,8 @@ struct PackageRoutes: Sendable {
     struct YankBody: Decodable { var reason: String? }
     struct DeprecationBody: Decodable { var message: String }
 
-    func yank(_ request: Request, _ context: BasicRequestContext, yanked: Bool) async throws -> Response {
-        let principal = try await principal(request)
+    func yank(_ request: Request, _ context: RegistryRequestContext, yanked: Bool) async throws -> Response {
+        let principal = try await principal(request, context)
         var reason: String?
         if yanked {
             let body = try await request.body.collect(upTo: 64 * 1024)
@@ -169,8 +167,8 @@ struct PackageRoutes: Sendable {
         return try JSON.response(VersionSummary(record, baseURL: baseURL(request)))
     }
 
-    func deprecate(_ request: Request, _ context: BasicRequestContext, remove: Bool) async throws -> Response {
-        let principal = try await principal(request)
+    func deprecate(_ request: Request, _ context: RegistryRequestContext, remove: Bool) async throws -> Response {
+        let principal = try await principal(request, context)
         var message: String?
         if !remove {
             let body = try await request.body.collect(upTo: 64 * 1024)

@@ -36,9 +36,10 @@ struct Problem: Error, Encodable, Sendable {
 
     init(_ error: RegistryError) {
         let status: HTTPResponse.Status = switch error {
-        case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest: .badRequest
-        case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound: .notFound
-        case .versionExists: .conflict
+        case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken: .badRequest
+        case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound,
+             .userNotFound, .tokenNotFound, .invitationNotFound: .notFound
+        case .versionExists, .userExists, .ownerConflict: .conflict
         case .invalidPackage, .archiveRefused: .unprocessableContent
         case .unauthenticated: .unauthorized
         case .forbidden: .forbidden

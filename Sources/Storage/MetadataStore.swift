@@ -85,8 +85,11 @@ public protocol MetadataStore: Sendable {
     /// Records a new version, creating its package on first publish, atomically. `commitBlob`
     /// runs inside the same transaction, after the rows are written and just before they become
     /// visible, so a blob is never kept for a refused version and never missing for a visible one.
+    /// With `.owners`, a new version of an existing package is refused
+    /// (``AccountStoreError/notOwner(user:package:)``) unless its publisher owns the package; the
+    /// publisher of a new package becomes its first owner, in the same transaction.
     func insertVersion(_ version: VersionRecord, packageName: String, canonical: String, description: String,
-                       commitBlob: @Sendable () async throws -> Void) async throws
+                       ownership: PublishOwnership, commitBlob: @Sendable () async throws -> Void) async throws
 
     func package(canonical: String) async throws -> PackageRecord?
     /// Every version of a package, in no particular order.
@@ -102,13 +105,6 @@ public protocol MetadataStore: Sendable {
     func isReferenced(_ digest: SHA256Digest) async throws -> Bool
     /// Every blob digest versions refer to.
     func referencedDigests() async throws -> Set<SHA256Digest>
-
-    /// Stores a credential's hash with its owner and role; returns false if it exists already.
-    func insertToken(hash: String, owner: String, role: String) async throws -> Bool
-    /// The owner and role of the credential with this hash.
-    func token(hash: String) async throws -> (owner: String, role: String)?
-    /// Whether any credential exists (a new data directory has none).
-    func hasTokens() async throws -> Bool
 
     /// Whether the store answers (for readiness checks).
     func ping() async throws

@@ -6,9 +6,9 @@ import SQLiteNIO
 /// The embedded metadata store: one SQLite database file in write-ahead-log mode, a writer
 /// connection behind a lock (transactions never interleave) and a reader connection.
 public final class SQLiteMetadataStore: MetadataStore {
-    private let writer: SQLiteConnection
-    private let reader: SQLiteConnection
-    private let writeLock = AsyncMutex()
+    let writer: SQLiteConnection
+    let reader: SQLiteConnection
+    let writeLock = AsyncMutex()
 
     public static func open(path: String, logger: Logger) async throws -> SQLiteMetadataStore {
         let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -25,32 +25,89 @@ public final class SQLiteMetadataStore: MetadataStore {
         self.reader = reader
     }
 
-    static let migrations: [String] = [
-        """
-        CREATE TABLE packages (
-            canonical TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL,
-            keywords TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, updated_at REAL NOT NULL);
-        CREATE TABLE versions (
-            canonical TEXT NOT NULL REFERENCES packages(canonical), version TEXT NOT NULL, version_key TEXT NOT NULL,
-            artifact TEXT NOT NULL, platforms TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
-            manifest BLOB NOT NULL, report BLOB NOT NULL, publisher TEXT NOT NULL, published_at REAL NOT NULL,
-            yanked INTEGER NOT NULL DEFAULT 0, yank_reason TEXT, deprecation TEXT,
-            PRIMARY KEY (canonical, version_key));
-        CREATE INDEX versions_digest ON versions(digest);
-        CREATE TABLE tokens (hash TEXT PRIMARY KEY, owner TEXT NOT NULL, role TEXT NOT NULL, created_at REAL NOT NULL);
-        """,
+    /// Each migration is a list of statements, applied in one transaction.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE packages (
+                canonical TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL,
+                keywords TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, updated_at REAL NOT NULL)
+            """,
+            """
+            CREATE TABLE versions (
+                canonical TEXT NOT NULL REFERENCES packages(canonical), version TEXT NOT NULL, version_key TEXT NOT NULL,
+                artifact TEXT NOT NULL, platforms TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
+                manifest BLOB NOT NULL, report BLOB NOT NULL, publisher TEXT NOT NULL, published_at REAL NOT NULL,
+                yanked INTEGER NOT NULL DEFAULT 0, yank_reason TEXT, deprecation TEXT,
+                PRIMARY KEY (canonical, version_key))
+            """,
+            "CREATE INDEX versions_digest ON versions(digest)",
+            "CREATE TABLE tokens (hash TEXT PRIMARY KEY, owner TEXT NOT NULL, role TEXT NOT NULL, created_at REAL NOT NULL)",
+        ],
+        // Accounts: users, scoped tokens, owners and invitations, the audit log. The admin of a
+        // first-version data directory keeps its token, with every scope; whoever published a
+        // package owns it.
+        [
+            """
+            CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at REAL NOT NULL,
+                disabled INTEGER NOT NULL DEFAULT 0)
+            """,
+            "INSERT INTO users (name, role, created_at) SELECT owner, MIN(role), MIN(created_at) FROM tokens GROUP BY owner",
+            """
+            CREATE TABLE api_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, user TEXT NOT NULL REFERENCES users(name),
+                name TEXT NOT NULL, scopes TEXT NOT NULL, packages TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL,
+                expires_at REAL, last_used_at REAL, revoked_at REAL)
+            """,
+            """
+            INSERT INTO api_tokens (id, hash, user, name, scopes, created_at)
+            SELECT 'tok_' || substr(hash, 1, 20), hash, owner, 'initial', 'publish-new,publish-update,yank,owners,review,sign,admin',
+                created_at FROM tokens
+            """,
+            "DROP TABLE tokens",
+            "CREATE INDEX api_tokens_user ON api_tokens(user)",
+            """
+            CREATE TABLE owners (canonical TEXT NOT NULL REFERENCES packages(canonical), user TEXT NOT NULL REFERENCES users(name),
+                added_at REAL NOT NULL, PRIMARY KEY (canonical, user))
+            """,
+            """
+            INSERT INTO owners (canonical, user, added_at) SELECT canonical, publisher, MIN(published_at) FROM versions
+            WHERE publisher IN (SELECT name FROM users) GROUP BY canonical, publisher
+            """,
+            """
+            CREATE TABLE owner_invitations (canonical TEXT NOT NULL REFERENCES packages(canonical),
+                user TEXT NOT NULL REFERENCES users(name), invited_by TEXT NOT NULL, created_at REAL NOT NULL,
+                PRIMARY KEY (canonical, user))
+            """,
+            """
+            CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT, token_id TEXT,
+                address TEXT, action TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL, detail TEXT)
+            """,
+            "CREATE INDEX audit_log_actor ON audit_log(actor, id)",
+            "CREATE INDEX audit_log_action ON audit_log(action, id)",
+            """
+            CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+            """,
+            """
+            CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+            """,
+        ],
     ]
 
     public func migrate() async throws {
+        try await migrate(through: Self.migrations.count)
+    }
+
+    /// Applies the migrations up to and including number `last` (from 1).
+    func migrate(through last: Int) async throws {
         try await writeLock.withLock { [writer] in
             _ = try await writer.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
             let applied = try await writer.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0
-            for (index, migration) in Self.migrations.enumerated() where index + 1 > applied {
+            for (index, migration) in Self.migrations.enumerated() where index + 1 > applied && index + 1 <= last {
                 _ = try await writer.query("BEGIN IMMEDIATE")
                 do {
-                    for statement in migration.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !statement.isEmpty {
-                        _ = try await writer.query(statement)
-                    }
+                    for statement in migration { _ = try await writer.query(statement) }
                     _ = try await writer.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                                                [.integer(index + 1), .float(Date().timeIntervalSince1970)])
                     _ = try await writer.query("COMMIT")
@@ -63,7 +120,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func insertVersion(_ version: VersionRecord, packageName: String, canonical: String, description: String,
-                              commitBlob: @Sendable () async throws -> Void) async throws {
+                              ownership: PublishOwnership, commitBlob: @Sendable () async throws -> Void) async throws {
         try await writeLock.withLock { [writer] in
             let key = Self.versionKey(version.version)
             _ = try await writer.query("BEGIN IMMEDIATE")
@@ -71,6 +128,12 @@ public final class SQLiteMetadataStore: MetadataStore {
                 let existing = try await writer.query("SELECT 1 FROM versions WHERE canonical = ? AND version_key = ?",
                                                       [.text(canonical), .text(key)])
                 guard existing.isEmpty else { throw MetadataStoreError.versionExists(package: packageName, version: version.version) }
+                let isNew = try await writer.query("SELECT 1 FROM packages WHERE canonical = ?", [.text(canonical)]).isEmpty
+                if !isNew, ownership == .owners {
+                    let owns = try await writer.query("SELECT 1 FROM owners WHERE canonical = ? AND user = ?",
+                                                      [.text(canonical), .text(version.publisher)])
+                    guard !owns.isEmpty else { throw AccountStoreError.notOwner(user: version.publisher, package: packageName) }
+                }
                 let now = Date().timeIntervalSince1970
                 let keywords = (try? JSONDecoder().decode(Manifest.self, from: version.manifest))?.keywords.joined(separator: " ") ?? ""
                 _ = try await writer.query("""
@@ -85,6 +148,10 @@ public final class SQLiteMetadataStore: MetadataStore {
                           .text(version.platforms.joined(separator: ",")), .text(version.digest.hex), .integer(Int(version.size)),
                           .blob(ByteBuffer(bytes: version.manifest)), .blob(ByteBuffer(bytes: version.report)),
                           .text(version.publisher), .float(version.publishedAt.timeIntervalSince1970)])
+                if isNew {
+                    _ = try await writer.query("INSERT INTO owners (canonical, user, added_at) SELECT ?, name, ? FROM users WHERE name = ?",
+                                               [.text(canonical), .float(now), .text(version.publisher)])
+                }
                 // Last before COMMIT: a failed insert never leaves a blob behind.
                 try await commitBlob()
                 _ = try await writer.query("COMMIT")
@@ -153,22 +220,9 @@ public final class SQLiteMetadataStore: MetadataStore {
         Set(try await reader.query("SELECT DISTINCT digest FROM versions").compactMap { $0.column("digest")?.string.map(SHA256Digest.init(hex:)) })
     }
 
-    public func insertToken(hash: String, owner: String, role: String) async throws -> Bool {
-        try await writeLock.withLock { [writer] in
-            _ = try await writer.query("INSERT OR IGNORE INTO tokens (hash, owner, role, created_at) VALUES (?, ?, ?, ?)",
-                                       [.text(hash), .text(owner), .text(role), .float(Date().timeIntervalSince1970)])
-            return try await writer.query("SELECT changes() AS n").first?.column("n")?.integer == 1
-        }
-    }
-
-    public func token(hash: String) async throws -> (owner: String, role: String)? {
-        guard let row = try await reader.query("SELECT owner, role FROM tokens WHERE hash = ?", [.text(hash)]).first,
-              let owner = row.column("owner")?.string, let role = row.column("role")?.string else { return nil }
-        return (owner, role)
-    }
-
-    public func hasTokens() async throws -> Bool {
-        try await !reader.query("SELECT 1 FROM tokens LIMIT 1").isEmpty
+    /// Runs one statement on the writer (for tests and maintenance).
+    func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws {
+        try await writeLock.withLock { [writer] in _ = try await writer.query(sql, binds) }
     }
 
     public func ping() async throws {

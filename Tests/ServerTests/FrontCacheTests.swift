@@ -96,16 +96,28 @@ import Testing
 /// The connection handler in the server's HTTP/1 pipeline: what it answers itself, what it
 /// passes on, and that responses never overtake each other.
 @Suite struct FrontCacheHandlerTests {
-    /// Stands for the router: records the requests that reach it.
+    /// Stands for the router: records the requests that reach it, and answers each at its end
+    /// when `answers` is set (else the test answers for it).
     final class Router: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPRequestPart
+        typealias OutboundOut = HTTPResponsePart
         var heads: [String] = []
         var quiesced = false
+        var inputClosed = false
+        var answers = false
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case let .head(request) = unwrapInboundIn(data) { heads.append(request.path ?? "") }
+            switch unwrapInboundIn(data) {
+            case let .head(request): heads.append(request.path ?? "")
+            case .body: break
+            case .end:
+                guard answers else { return }
+                context.write(wrapOutboundOut(.head(HTTPResponse(status: .noContent))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
         }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if event is ChannelShouldQuiesceEvent { quiesced = true }
+            if (event as? ChannelEvent) == .inputClosed { inputClosed = true }
         }
     }
 
@@ -179,6 +191,7 @@ import Testing
 
     @Test func otherRequestsReachTheRouter() throws {
         let setup = try Self.setup()
+        setup.router.answers = true // so that each request is judged on its own
         Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
         try Self.send(setup.channel, "/b")
         try Self.send(setup.channel, "/a", headers: ["Host": "registry.test", "authorization": "Bearer x"])
@@ -187,7 +200,13 @@ import Testing
         try Self.send(setup.channel, "/a", version: .http1_0)
         try Self.send(setup.channel, "/a", headers: ["Host": "registry.test", "Connection": "close"])
         #expect(setup.router.heads == ["/b", "/a", "/a", "/a", "/a", "/a"])
-        #expect(try Self.written(setup.channel).text.isEmpty)
+        let text = try Self.written(setup.channel).text
+        #expect(text.components(separatedBy: "HTTP/1.1 204 No Content").count == 7, "six answers, all from the router")
+        #expect(!text.contains("{}"))
+        // And the plain request, judged the same way, is answered here.
+        try Self.send(setup.channel, "/a")
+        #expect(setup.router.heads.count == 6)
+        #expect(try Self.written(setup.channel).text.hasSuffix("{}"))
     }
 
     /// Both sides key a request alike: the parser's view and the router's, after conversion.
@@ -249,13 +268,68 @@ import Testing
 
     /// Holds every write's promise, like a socket that has not taken the bytes yet.
     final class SlowSocket: ChannelOutboundHandler, RemovableChannelHandler {
-        typealias OutboundIn = Any
+        typealias OutboundIn = IOData
         var held: [EventLoopPromise<Void>] = []
+        var regions: [FileRegion] = []
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case let .fileRegion(region) = unwrapOutboundIn(data) { regions.append(region) }
             if let promise { held.append(promise) }
         }
         func flush(context: ChannelHandlerContext) {}
         func release() { held.forEach { $0.succeed() }; held = [] }
+        func fail() { held.forEach { $0.fail(ChannelError.ioOnClosedChannel) }; held = [] }
+    }
+
+    /// A client pipelining without reading holds one answer from here at most; the rest wait
+    /// in the router's stream, which applies backpressure.
+    @Test func oneAnswerInFlightPerConnection() throws {
+        let setup = try Self.setup()
+        let socket = SlowSocket()
+        try setup.channel.pipeline.syncOperations.addHandler(socket, position: .first)
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        for _ in 0..<3 { try Self.send(setup.channel, "/a") }
+        #expect(setup.router.heads == ["/a", "/a"])
+    }
+
+    @Test func aFailedWriteClosesTheFile() throws {
+        let setup = try Self.setup()
+        let socket = SlowSocket()
+        try setup.channel.pipeline.syncOperations.addHandler(socket, position: .first)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("front-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("blob")
+        try Data(repeating: 7, count: 100).write(to: file)
+        Self.store(setup.cache, "/blob", body: .file(path: file.path, length: 100), length: 100)
+        try Self.send(setup.channel, "/blob")
+        let region = try #require(socket.regions.first)
+        #expect(region.fileHandle.isOpen)
+        socket.fail()
+        #expect(!region.fileHandle.isOpen)
+    }
+
+    @Test func aBlobOfTheWrongSizeGoesToTheRouter() throws {
+        let setup = try Self.setup()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("front-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("blob")
+        try Data(repeating: 7, count: 99).write(to: file)
+        Self.store(setup.cache, "/blob", body: .file(path: file.path, length: 100), length: 100)
+        try Self.send(setup.channel, "/blob")
+        #expect(setup.router.heads == ["/blob"])
+    }
+
+    @Test func halfCloseWaitsForAnAnswerBeingSent() throws {
+        let setup = try Self.setup()
+        let socket = SlowSocket()
+        try setup.channel.pipeline.syncOperations.addHandler(socket, position: .first)
+        Self.store(setup.cache, "/a", body: .bytes(ByteBuffer(string: "{}")), length: 2)
+        try Self.send(setup.channel, "/a")
+        setup.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!setup.router.inputClosed)
+        socket.release()
+        #expect(setup.router.inputClosed)
     }
 
     @Test func shutdownWaitsForAnAnswerBeingSent() throws {
@@ -295,6 +369,8 @@ import Testing
             let latest = "/exec-tracker/latest/jammy/exec_tracker.tar.gz"
             for _ in 0..<3 { #expect(try await client.get(latest).body == first) }
             let metadata = "/api/v1/packages/exec-tracker/versions/1.0.0"
+            let coldHead = try await client.execute(uri: metadata, method: .head)
+            #expect(coldHead.status == .ok && coldHead.body.readableBytes == 0, "HEAD works wherever GET does, cached or not")
             for _ in 0..<3 { #expect(try await client.get(metadata).status == .ok) }
 
             #expect(try await client.publish(second).status == .created)
@@ -324,8 +400,8 @@ import Testing
             let conditional = try await client.get(latest, headers: [.ifNoneMatch: repeated.headers[.eTag] ?? ""])
             #expect(conditional.status == .notModified)
 
-            // Every answer is counted, wherever it was made: 11 GETs answered 200, of which 6
-            // (and the HEAD) were repeats: the 2nd and 3rd of each first trio, and `repeated`.
+            // Every answer is counted, wherever it was made: 11 GETs answered 200; the repeats
+            // are the 2nd and 3rd of each first trio, `repeated`, and the HEAD after it: 6.
             let metrics = String(buffer: try await client.get("/metrics").body)
             func value(_ prefix: String) -> Int? {
                 metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }

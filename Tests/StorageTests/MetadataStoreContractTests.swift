@@ -46,9 +46,9 @@ import Testing
         defer { Task { await cleanup() } }
         let commits = Counter()
         try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter",
-                                      description: "Filters.") { commits.value += 1 }
+                                      description: "Filters.", ownership: .anyone) { commits.value += 1 }
         try await store.insertVersion(Self.record("1.1.0"), packageName: "xdp-filter", canonical: "xdp-filter",
-                                      description: "Filters more.") { commits.value += 1 }
+                                      description: "Filters more.", ownership: .anyone) { commits.value += 1 }
         #expect(commits.value == 2)
         let package = try #require(try await store.package(canonical: "xdp-filter"))
         #expect(package.name == "xdp-filter")
@@ -66,13 +66,13 @@ import Testing
         let (store, cleanup) = try await Self.makeStore(kind)
         defer { Task { await cleanup() } }
         let commits = Counter()
-        try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "") {
+        try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "", ownership: .anyone) {
             commits.value += 1
         }
         // The same version again, and the same version with other build metadata.
         for version in ["1.0.0", "1.0.0+rebuild"] {
             await #expect(throws: MetadataStoreError.versionExists(package: "xdp-filter", version: version)) {
-                try await store.insertVersion(Self.record(version), packageName: "xdp-filter", canonical: "xdp-filter", description: "") {
+                try await store.insertVersion(Self.record(version), packageName: "xdp-filter", canonical: "xdp-filter", description: "", ownership: .anyone) {
                     commits.value += 1
                 }
             }
@@ -87,7 +87,7 @@ import Testing
         defer { Task { await cleanup() } }
         struct Failure: Error {}
         await #expect(throws: Failure.self) {
-            try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "") {
+            try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "", ownership: .anyone) {
                 throw Failure()
             }
         }
@@ -104,7 +104,7 @@ import Testing
                 group.addTask {
                     do {
                         try await store.insertVersion(Self.record("3.0.0"), packageName: "xdp-filter", canonical: "xdp-filter",
-                                                      description: "") {}
+                                                      description: "", ownership: .anyone) {}
                         return true
                     } catch MetadataStoreError.versionExists { return false }
                 }
@@ -118,7 +118,7 @@ import Testing
     func yankAndDeprecate(kind: Kind) async throws {
         let (store, cleanup) = try await Self.makeStore(kind)
         defer { Task { await cleanup() } }
-        try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "") {}
+        try await store.insertVersion(Self.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter", description: "", ownership: .anyone) {}
         try await store.setYanked(canonical: "xdp-filter", version: "1.0.0", yanked: true, reason: "broken")
         try await store.setDeprecation(canonical: "xdp-filter", version: "1.0.0", message: "use 2.x")
         var record = try #require(try await store.version(canonical: "xdp-filter", version: "1.0.0"))
@@ -138,7 +138,7 @@ import Testing
         defer { Task { await cleanup() } }
         for (name, description) in [("alpha", "XDP 100% fast"), ("beta", "tc marker"), ("gamma", "xdp_counter helper"), ("delta", "tracing")] {
             try await store.insertVersion(Self.record("1.0.0", package: name, digest: SHA256Digest(of: Array(name.utf8)).hex),
-                                          packageName: name, canonical: name, description: description) {}
+                                          packageName: name, canonical: name, description: description, ownership: .anyone) {}
         }
         #expect(try await store.searchPackages(query: "xdp", offset: 0, limit: 10).items.map(\.name) == ["alpha", "gamma"])
         #expect(try await store.searchPackages(query: "%", offset: 0, limit: 10).items.map(\.name) == ["alpha"])
@@ -149,18 +149,5 @@ import Testing
         #expect(Set(try await store.referencedDigests()).count == 4)
         #expect(try await store.isReferenced(SHA256Digest(of: Array("beta".utf8))))
         #expect(try await !store.isReferenced(SHA256Digest(of: Array("zeta".utf8))))
-    }
-
-    @Test(arguments: Kind.allCases)
-    func tokens(kind: Kind) async throws {
-        let (store, cleanup) = try await Self.makeStore(kind)
-        defer { Task { await cleanup() } }
-        #expect(try await !store.hasTokens())
-        #expect(try await store.insertToken(hash: "h1", owner: "admin", role: "admin"))
-        #expect(try await !store.insertToken(hash: "h1", owner: "other", role: "user"))
-        #expect(try await store.hasTokens())
-        let token = try #require(try await store.token(hash: "h1"))
-        #expect(token.owner == "admin" && token.role == "admin")
-        #expect(try await store.token(hash: "h2") == nil)
     }
 }

@@ -1,0 +1,182 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+@testable import Registry
+import RegistryAPI
+import Server
+import Storage
+import TestSupport
+import Testing
+
+/// Every route of the API against every kind of caller. The rows come from the server's own
+/// route table: a route added without an entry here fails the test, so no endpoint ships
+/// without a decided policy.
+@Suite struct AuthorizationMatrixTests {
+    /// Who calls.
+    enum Caller: String, CaseIterable {
+        case anonymous, user, owner, nonOwner = "non-owner publisher", reviewer, admin
+        case publishNew = "token: publish-new", publishUpdate = "token: publish-update", yank = "token: yank",
+             owners = "token: owners", review = "token: review", sign = "token: sign", adminScope = "token: admin"
+        case expired = "expired token", revoked = "revoked token"
+    }
+
+    /// What the policy must do: let the request through (any answer but 401 and 403), refuse it
+    /// for want of credentials (401) or rights (403), or pretend what is not yours is not there (404).
+    enum Outcome: Equatable { case allowed, unauthenticated, forbidden, notFound }
+
+    /// Policies, as callers see them.
+    static func everyone(_ caller: Caller) -> Outcome { .allowed }
+
+    static func signedIn(_ caller: Caller) -> Outcome {
+        [.anonymous, .expired, .revoked].contains(caller) ? .unauthenticated : .allowed
+    }
+
+    static func admins(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .admin, .adminScope: .allowed
+        default: .forbidden
+        }
+    }
+
+    /// Changing a package: its owner or an admin, with the scope for it.
+    static func packageChange(_ scope: Caller) -> @Sendable (Caller) -> Outcome {
+        { caller in
+            switch caller {
+            case .anonymous, .expired, .revoked: .unauthenticated
+            case .owner, .admin: .allowed
+            case scope: .allowed
+            default: .forbidden
+            }
+        }
+    }
+
+    /// Revoking another user's token: only admins see it exists.
+    static func revokeOthers(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .admin, .adminScope: .allowed
+        default: .notFound
+        }
+    }
+
+    /// Each route: the policy and how to make its request. Paths name the package
+    /// `xdp-port-filter` (owned by `owner`), its version 1.0.0 and the user `bob`.
+    static let policies: [String: @Sendable (Caller) -> Outcome] = [
+        "GET /healthz": everyone, "GET /readyz": everyone, "GET /metrics": everyone, "GET /openapi.json": everyone, "GET /api/v1/openapi.json": everyone,
+        "GET /api/v1/packages": everyone, "GET /api/v1/packages/{name}": everyone, "GET /api/v1/packages/{name}/versions": everyone,
+        "GET /api/v1/packages/{name}/versions/{version}": everyone, "GET /api/v1/packages/{name}/versions/{version}/l3afd-config": everyone,
+        "GET /api/v1/packages/{name}/versions/{version}/download": everyone,
+        "HEAD /api/v1/packages/{name}/versions/{version}/download": everyone,
+        "GET /api/v1/blobs/{digest}": everyone, "HEAD /api/v1/blobs/{digest}": everyone,
+        "GET /{name}/{version}/{platform}/{artifact}": everyone, "HEAD /{name}/{version}/{platform}/{artifact}": everyone,
+        "GET /api/v1/packages/{name}/owners": everyone,
+        "POST /api/v1/packages": packageChange(.publishUpdate),
+        "PUT /api/v1/packages/{name}/versions/{version}/yank": packageChange(.yank),
+        "DELETE /api/v1/packages/{name}/versions/{version}/yank": packageChange(.yank),
+        "PUT /api/v1/packages/{name}/versions/{version}/deprecation": packageChange(.yank),
+        "DELETE /api/v1/packages/{name}/versions/{version}/deprecation": packageChange(.yank),
+        "PUT /api/v1/packages/{name}/owners/{user}": packageChange(.owners),
+        "DELETE /api/v1/packages/{name}/owners/{user}": packageChange(.owners),
+        "GET /api/v1/me": signedIn, "GET /api/v1/me/invitations": signedIn,
+        "PUT /api/v1/me/invitations/{name}": signedIn, "DELETE /api/v1/me/invitations/{name}": signedIn,
+        "GET /api/v1/tokens": signedIn, "POST /api/v1/tokens": signedIn, "DELETE /api/v1/tokens/{id}": revokeOthers,
+        "GET /api/v1/users": admins, "POST /api/v1/users": admins, "PATCH /api/v1/users/{user}": admins,
+        "GET /api/v1/audit": admins,
+    ]
+
+    @Test func everyRouteHasAPolicyAndKeepsIt() async throws {
+        let registry = try await TestRegistry.make()
+        let archive = try registry.archive("xdp-port-filter")
+        let routes = registry.server.routes
+        #expect(Set(routes) == Set(Self.policies.keys), "routes without a policy here, or policies for routes that are gone")
+
+        let accounts = registry.server.registry.accounts
+        let admin = Principal(name: "admin", role: .admin, tokenID: nil)
+        let service = registry.server.registry
+        // The people: users of each role; `owner` publishes the package.
+        for (name, role) in [("plain", Principal.Role.user), ("owner", .publisher), ("other", .publisher), ("rev", .reviewer), ("bob", .user)] {
+            _ = try await service.createUser(name: name, role: role, by: admin)
+        }
+        @Sendable func token(_ user: String, _ scopes: [Principal.Scope]) async throws -> String {
+            try await service.createToken(for: user, name: "matrix", scopes: scopes.map(\.rawValue), packages: [], expiresIn: nil, by: admin).secret
+        }
+        var tokens: [Caller: String] = [:]
+        tokens[.user] = try await token("plain", [])
+        tokens[.owner] = try await token("owner", Array(Principal.Role.publisher.scopes))
+        tokens[.nonOwner] = try await token("other", Array(Principal.Role.publisher.scopes))
+        tokens[.reviewer] = try await token("rev", Array(Principal.Role.reviewer.scopes))
+        tokens[.admin] = TestRegistry.token
+        for (caller, scope) in [(Caller.publishNew, Principal.Scope.publishNew), (.publishUpdate, .publishUpdate), (.yank, .yank),
+                                (.owners, .owners), (.review, .review), (.sign, .sign), (.adminScope, .admin)] {
+            tokens[caller] = try await token("admin", [scope])
+        }
+        let expired = AccessToken.generate(), revoked = try await token("owner", [.publishUpdate])
+        try await accounts.insertToken(TokenRecord(id: "tok_expired", user: "owner", name: "old", scopes: ["publish-update"],
+                                                   createdAt: Date(timeIntervalSinceNow: -7200), expiresAt: Date(timeIntervalSinceNow: -3600)),
+                                       hash: AccessToken.hash(expired))
+        tokens[.expired] = expired
+        let revokedID = try #require(try await accounts.token(hash: AccessToken.hash(revoked))?.id)
+        _ = try await service.revokeToken(revokedID, by: admin)
+        tokens[.revoked] = revoked
+
+        let callerTokens = tokens
+        try await registry.run { client in
+            // The package, published by its owner.
+            let first = try await client.publish(archive, token: callerTokens[.owner])
+            try #require(first.status == .created, "\(String(buffer: first.body))")
+            let digest = try first.json(VersionBody.self).sha256
+
+            for route in routes.sorted() {
+                guard let policy = Self.policies[route] else { continue }
+                for caller in Caller.allCases {
+                    let (method, path, body) = try await Self.request(route, caller: caller, digest: digest, archive: archive,
+                                                                      victim: { try await token("bob", []) }, accounts: accounts)
+                    var headers: HTTPFields = [:]
+                    if let token = callerTokens[caller] { headers[.authorization] = "Bearer \(token)" }
+                    if route == "POST /api/v1/packages" { headers[.contentType] = "application/gzip" }
+                    let response = try await client.execute(uri: path, method: method, headers: headers, body: body)
+                    let status = response.status.code
+                    let outcome: Outcome = switch status {
+                    case 401: .unauthenticated
+                    case 403: .forbidden
+                    case 404 where policy(caller) == .notFound: .notFound
+                    default: .allowed
+                    }
+                    #expect(outcome == policy(caller), "\(route) as \(caller.rawValue): \(status) \(String(buffer: response.body).prefix(200))")
+                    #expect(status < 500, "\(route) as \(caller.rawValue): \(status)")
+                }
+            }
+        }
+    }
+
+    struct VersionBody: Decodable { var sha256: String }
+
+    /// The concrete request for a route, made fresh for each caller where the route consumes
+    /// something (a token to revoke).
+    static func request(_ route: String, caller: Caller, digest: String, archive: ByteBuffer, victim: @Sendable () async throws -> String,
+                        accounts: any AccountStore) async throws -> (HTTPRequest.Method, String, ByteBuffer?) {
+        let parts = route.split(separator: " ", maxSplits: 1)
+        let method = HTTPRequest.Method(String(parts[0]))!
+        var path = String(parts[1])
+        if path.contains("{id}") {
+            let secret = try await victim()
+            let id = try await accounts.token(hash: AccessToken.hash(secret))?.id ?? "tok_none"
+            path = path.replacingOccurrences(of: "{id}", with: id)
+        }
+        let values = ["{name}": "xdp-port-filter", "{version}": "1.0.0", "{platform}": "jammy", "{artifact}": "xdp_port_filter.tar.gz",
+                      "{user}": "bob", "{digest}": "sha256:\(digest)"]
+        for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
+        let body: ByteBuffer? = switch route {
+        case "POST /api/v1/packages": archive
+        case "PUT /api/v1/packages/{name}/versions/{version}/yank": ByteBuffer(string: #"{"reason": "matrix"}"#)
+        case "PUT /api/v1/packages/{name}/versions/{version}/deprecation": ByteBuffer(string: #"{"message": "matrix"}"#)
+        case "POST /api/v1/users": ByteBuffer(string: #"{"name": "u\#(caller.hashValue & 0xffff)", "role": "user"}"#)
+        case "PATCH /api/v1/users/{user}": ByteBuffer(string: #"{"role": "user"}"#)
+        case "POST /api/v1/tokens": ByteBuffer(string: #"{"name": "matrix", "scopes": []}"#)
+        default: nil
+        }
+        return (method, path, body)
+    }
+}
