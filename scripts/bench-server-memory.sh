@@ -17,7 +17,7 @@ source scripts/bench/server-common.sh
 size_mib=${SIZE_MIB:-1024}
 mkdir -p "${BENCH_DIR:-bench-out}"
 work=$(cd "${BENCH_DIR:-bench-out}" && pwd)/server-memory
-token=bench-admin-token-$RANDOM$RANDOM
+token=epr_bench_admin_token_$RANDOM$RANDOM$RANDOM$RANDOM
 target_bytes=150000000
 
 install_bench_traps

@@ -18,7 +18,7 @@ duration=${DURATION:-5}
 threads=2 connections=16
 mkdir -p "${BENCH_DIR:-bench-out}"
 work=$(cd "${BENCH_DIR:-bench-out}" && pwd)/server
-token=bench-admin-token-$RANDOM$RANDOM
+token=epr_bench_admin_token_$RANDOM$RANDOM$RANDOM$RANDOM
 artifact_bytes=$((1 << 20))
 
 install_bench_traps

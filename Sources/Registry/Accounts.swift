@@ -31,9 +31,14 @@ extension RegistryService {
     /// of disabled users, are refused alike (and logged with the reason).
     public func principal(forToken token: some StringProtocol, address: String? = nil) async throws -> Principal {
         let now = Date()
+        let origin = address ?? "-"
+        if let seconds = limits.authFailures?.lockedOut(origin) {
+            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
+        }
         func refuse(_ reason: String, _ record: TokenRecord?) async -> RegistryError {
+            let lockout = limits.authFailures?.failed(origin)
             await audit(AuditRecord(at: now, actor: record?.user, tokenID: record?.id, address: address, action: "auth",
-                                    target: nil, outcome: "denied", detail: reason))
+                                    target: nil, outcome: "denied", detail: reason + (lockout.map { "; address locked out for \($0) s" } ?? "")))
             return RegistryError.unauthenticated
         }
         guard token.hasPrefix(AccessToken.prefix), let record = try await accounts.token(hash: AccessToken.hash(token)) else {
@@ -42,10 +47,21 @@ extension RegistryService {
         if record.revokedAt != nil { throw await refuse("revoked token", record) }
         if let expires = record.expiresAt, expires <= now { throw await refuse("expired token", record) }
         guard let user = try await accounts.user(name: record.user), !user.disabled else { throw await refuse("disabled user", record) }
+        limits.authFailures?.succeeded(origin)
+        if let seconds = limits.tokenRequests?.take(record.id) {
+            throw RegistryError.rateLimited(retryAfter: seconds, reason: "this token has made too many requests")
+        }
         if tokenUses.shouldRecord(record.id, at: now) { try? await accounts.touchToken(id: record.id, at: now) }
         let role = Principal.Role(rawValue: user.role) ?? .user
         return Principal(name: user.name, role: role, tokenID: record.id,
                          scopes: Set(record.scopes.compactMap(Principal.Scope.init(rawValue:))), packages: record.packages, address: address)
+    }
+
+    /// Counts a publish attempt against the principal's allowance, before its upload is read.
+    public func checkPublishRate(_ principal: Principal?) async throws {
+        guard let principal, let seconds = limits.publishes?.take(principal.name) else { return }
+        await audit("publish", principal, target: nil, denied: "rate limited")
+        throw RegistryError.rateLimited(retryAfter: seconds, reason: "\(principal.name) has published too often")
     }
 
     /// Applies the policy, recording a refusal in the audit log before passing it on.

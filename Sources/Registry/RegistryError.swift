@@ -25,6 +25,8 @@ public enum RegistryError: Error, Sendable, Equatable {
     case tokenNotFound(String)
     case ownerConflict(String)
     case invitationNotFound(String)
+    /// Too many requests: try again after this many seconds.
+    case rateLimited(retryAfter: Int, reason: String)
 
     public var code: String {
         switch self {
@@ -50,6 +52,7 @@ public enum RegistryError: Error, Sendable, Equatable {
         case .tokenNotFound: "token-not-found"
         case .ownerConflict: "owner-conflict"
         case .invitationNotFound: "invitation-not-found"
+        case .rateLimited: "rate-limited"
         }
     }
 
@@ -79,6 +82,7 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .tokenNotFound(id): "there is no token \(id)"
         case let .ownerConflict(reason): reason
         case let .invitationNotFound(name): "there is no invitation to own \(name)"
+        case let .rateLimited(seconds, reason): "\(reason); try again in \(seconds) seconds"
         }
     }
 }

@@ -13,6 +13,7 @@ public struct RegistryService: Sendable {
     public let accounts: any AccountStore
     public var inspector: PackageInspector
     public var policy = AuthorizationPolicy()
+    public var limits = RateLimits()
     let logger: Logger
     let cache = VersionCache()
 

@@ -69,7 +69,7 @@ struct AccountRoutes: Sendable {
         let body = try await body(UserRequest.self, request, example: #"{"name": "alice", "role": "publisher"}"#)
         guard let name = body.name else { throw Problem(.badRequest, "invalid-body", "the new user needs a name") }
         let user = try await registry.createUser(name: name, role: try Self.role(body.role ?? "user"), by: principal)
-        return try JSON.response(Self.body(user), status: .created, headers: [.location: "/api/v1/users/\(user.name)"])
+        return try JSON.response(Self.body(user), status: .created)
     }
 
     @Sendable func updateUser(_ request: Request, context: RegistryRequestContext) async throws -> Response {

@@ -37,17 +37,22 @@ extension RegistryServer {
     /// content-addressed file blob store), sweeps leftovers of a crash, creates the admin on
     /// first start, and builds the router.
     public static func build(configuration: ServerConfiguration, environment: [String: String], logger: Logger) async throws -> RegistryServer {
+        let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        if let supplied, !supplied.hasPrefix(AccessToken.prefix) || supplied.count < 36 || supplied.contains(where: \.isWhitespace) {
+            throw ServerConfiguration.Invalid(description: "EPR_ADMIN_TOKEN must start with \(AccessToken.prefix) and have at least 32 more characters, without spaces")
+        }
         let data = URL(fileURLWithPath: configuration.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let lock = try DataDirectoryLock.acquire(data)
         let metadata = try await SQLiteMetadataStore.open(path: data.appendingPathComponent("epr.sqlite").path, logger: logger)
         try await metadata.migrate()
         let blobs = try FileBlobStore(root: data)
-        let registry = RegistryService(metadata: metadata, accounts: metadata, blobs: blobs, logger: logger)
+        var registry = RegistryService(metadata: metadata, accounts: metadata, blobs: blobs, logger: logger)
+        registry.limits = RateLimits(tokenRequestsPerMinute: configuration.tokenRequestsPerMinute, publishesPerHour: configuration.publishesPerHour,
+                                     authFailuresBeforeLockout: configuration.authFailuresBeforeLockout)
         _ = try await registry.sweep()
 
         var generated: String?
-        let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let file = data.appendingPathComponent("admin-token")
         switch try await registry.bootstrapAdmin(token: supplied, persist: { try Self.writeSecret($0 + "\n", to: file.path) }) {
         case let .generated(token):

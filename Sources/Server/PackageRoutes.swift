@@ -50,6 +50,7 @@ struct PackageRoutes: Sendable {
         // Refuse before reading a byte of the body: who, what type, how large.
         let principal = try await principal(request, context)
         try await registry.authorize(.upload, principal, target: nil)
+        try await registry.checkPublishRate(principal)
         let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let type, Self.acceptedUploadTypes.contains(type) else {
             throw Problem(.unsupportedMediaType, "unsupported-media-type",

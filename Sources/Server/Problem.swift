@@ -13,6 +13,8 @@ struct Problem: Error, Encodable, Sendable {
     var title: String
     var detail: String
     var findings: [Finding]?
+    /// Seconds to wait before trying again (429), sent as Retry-After.
+    var retryAfter: Int?
 
     enum CodingKeys: String, CodingKey { case type, title, status, detail, code, findings }
 
@@ -43,10 +45,12 @@ struct Problem: Error, Encodable, Sendable {
         case .invalidPackage, .archiveRefused: .unprocessableContent
         case .unauthenticated: .unauthorized
         case .forbidden: .forbidden
+        case .rateLimited: .tooManyRequests
         }
         var findings: [Finding]?
         if case let .invalidPackage(list) = error { findings = list }
         self.init(status, error.code, error.detail, findings: findings)
+        if case let .rateLimited(seconds, _) = error { retryAfter = seconds }
     }
 
     func response() -> Response {
@@ -55,6 +59,7 @@ struct Problem: Error, Encodable, Sendable {
         let body = (try? encoder.encode(self)) ?? Data("{}".utf8)
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"epr\"" }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -21,6 +21,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var answerCacheSize: Int64 = 32 << 20
     /// Event loop threads answering connections; 0 means one per core.
     public var threads = 0
+    /// Requests one token may make per minute (also its burst); 0 turns the limit off.
+    public var tokenRequestsPerMinute = 1200
+    /// Publishes one user may make per hour (a sixth of them at once); 0 turns the limit off.
+    public var publishesPerHour = 120
+    /// Failed authentications from one address within ten minutes before it is locked out
+    /// (for a minute, doubling with each lockout up to an hour); 0 turns the lockout off.
+    public var authFailuresBeforeLockout = 20
 
     public init() {}
 
@@ -33,7 +40,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("data", "EPR_DATA"), ("host", "EPR_HOST"), ("port", "EPR_PORT"), ("max_upload_size", "EPR_MAX_UPLOAD_SIZE"),
         ("public_url", "EPR_PUBLIC_URL"), ("log_level", "EPR_LOG_LEVEL"), ("shutdown_grace_period", "EPR_SHUTDOWN_GRACE_PERIOD"),
         ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"), ("answer_cache_size", "EPR_ANSWER_CACHE_SIZE"),
-        ("threads", "EPR_THREADS"),
+        ("threads", "EPR_THREADS"), ("token_requests_per_minute", "EPR_TOKEN_REQUESTS_PER_MINUTE"),
+        ("publishes_per_hour", "EPR_PUBLISHES_PER_HOUR"), ("auth_failures_before_lockout", "EPR_AUTH_FAILURES_BEFORE_LOCKOUT"),
     ]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -87,6 +95,15 @@ public struct ServerConfiguration: Sendable, Equatable {
         if let threads = values["threads"] {
             guard let count = Int(threads), (0...1024).contains(count) else { throw Invalid(description: "threads \(threads) is not a number from 0 to 1024") }
             configuration.threads = count
+        }
+        for (key, path) in [("token_requests_per_minute", \ServerConfiguration.tokenRequestsPerMinute),
+                            ("publishes_per_hour", \ServerConfiguration.publishesPerHour),
+                            ("auth_failures_before_lockout", \ServerConfiguration.authFailuresBeforeLockout)] {
+            guard let text = values[key] else { continue }
+            guard let number = Int(text), (0...1_000_000).contains(number) else {
+                throw Invalid(description: "\(key) \(text) is not a number from 0 to 1000000 (0 turns the limit off)")
+            }
+            configuration[keyPath: path] = number
         }
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }

@@ -63,4 +63,91 @@ import Testing
         #expect(anonymousStatus == 1)
         #expect(anonymous.contains("[unauthenticated]"))
     }
+
+    /// Users, tokens, owners and the audit log through the CLI: an admin creates a publisher
+    /// and gives it a token; the publisher publishes a package it then owns, invites a second
+    /// publisher, who accepts and publishes the next version; a token limited to other
+    /// packages, and a revoked one, are refused; the audit log shows all of it.
+    @Test func accountsThroughTheCommandLine() async throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
+        defer { server.stop() }
+        func epr(token: String, _ arguments: String...) throws -> (status: Int32, output: String) {
+            try Fixtures.run("/usr/bin/env", ["EPR_CONFIG=/nonexistent", "EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(token)",
+                                             Fixtures.eprBinary] + arguments)
+        }
+        let admin = ServerProcess.token
+        func lastLine(_ output: String) -> String { output.split(separator: "\n").map(String.init).first { $0.hasPrefix("epr_") } ?? "" }
+
+        #expect(try epr(token: admin, "user", "create", "alice", "--role", "publisher").status == 0)
+        #expect(try epr(token: admin, "user", "create", "bob", "--role", "publisher").status == 0)
+        let (duplicateStatus, duplicate) = try epr(token: admin, "user", "create", "alice")
+        #expect(duplicateStatus == 1 && duplicate.contains("[user-exists]"))
+        let (_, users) = try epr(token: admin, "user", "list")
+        #expect(users.contains("alice\tpublisher") && users.contains("bob\tpublisher") && users.contains("admin\tadmin"))
+
+        let (aliceStatus, aliceOutput) = try epr(token: admin, "token", "create", "alice-laptop", "--user", "alice",
+                                                 "--scope", "publish-new", "--scope", "publish-update", "--scope", "owners",
+                                                 "--scope", "yank")
+        #expect(aliceStatus == 0, "\(aliceOutput)")
+        let alice = lastLine(aliceOutput)
+        #expect(alice.hasPrefix("epr_") && alice.count == 47)
+        let (_, whoami) = try epr(token: alice, "whoami")
+        #expect(whoami.contains("alice (publisher)") && whoami.contains("publish-new, publish-update, yank, owners"))
+        // A token cannot mint a stronger one, nor one beyond its user's role.
+        let (escalateStatus, escalate) = try epr(token: alice, "token", "create", "more", "--scope", "sign")
+        #expect(escalateStatus == 1 && escalate.contains("[forbidden]"), "\(escalate)")
+        let (roleStatus, role) = try epr(token: admin, "token", "create", "x", "--user", "alice", "--scope", "admin")
+        #expect(roleStatus == 1 && role.contains("publisher role cannot hold the admin scope"), "\(role)")
+
+        // alice publishes exec-tracker and owns it; bob may not publish to it until he owns it too.
+        #expect(try epr(token: alice, "publish", try Fixtures.packageArchive("exec-tracker", version: "1.0.0", into: directory)).status == 0)
+        let bob = lastLine(try epr(token: admin, "token", "create", "bob-ci", "--user", "bob", "--scope", "publish-update").output)
+        let next = try Fixtures.packageArchive("exec-tracker", version: "1.1.0", into: directory)
+        let (refusedStatus, refused) = try epr(token: bob, "publish", next)
+        #expect(refusedStatus == 1 && refused.contains("bob is not an owner of exec-tracker [forbidden]"), "\(refused)")
+        #expect(try epr(token: alice, "owner", "add", "exec-tracker", "bob").status == 0)
+        let (_, pending) = try epr(token: bob, "owner", "invitations")
+        #expect(pending.contains("exec-tracker\tfrom alice"))
+        #expect(try epr(token: bob, "publish", next).status == 1, "an invitation is not ownership")
+        #expect(try epr(token: bob, "owner", "accept", "exec-tracker").status == 0)
+        let (bobPublishStatus, bobPublish) = try epr(token: bob, "publish", next)
+        #expect(bobPublishStatus == 0, "\(bobPublish)")
+        let (_, owners) = try epr(token: bob, "owner", "list", "exec-tracker")
+        #expect(owners.split(separator: "\n").map(String.init) == ["alice", "bob"])
+
+        // Tokens limited by package pattern, and revoked tokens.
+        let limited = lastLine(try epr(token: admin, "token", "create", "l3af-only", "--user", "alice", "--scope", "yank",
+                                       "--package", "l3af-*").output)
+        let (limitedStatus, limitedOutput) = try epr(token: limited, "yank", "exec-tracker@1.0.0")
+        #expect(limitedStatus == 1 && limitedOutput.contains("limited to packages l3af-*"), "\(limitedOutput)")
+        let (listed, listing) = try epr(token: bob, "token", "list", "--json")
+        #expect(listed == 0)
+        struct Token: Decodable { var id: String; var name: String; var token: String? }
+        let bobTokens = try JSONDecoder().decode([Token].self, from: Data(listing.utf8))
+        #expect(bobTokens.map(\.name) == ["bob-ci"] && bobTokens.allSatisfy { $0.token == nil }, "secrets are never listed")
+        #expect(try epr(token: bob, "token", "revoke", bobTokens[0].id).status == 0)
+        let (revokedStatus, revoked) = try epr(token: bob, "whoami")
+        #expect(revokedStatus == 1 && revoked.contains("[unauthenticated]"))
+
+        // The audit log, for admins only.
+        let (auditStatus, audit) = try epr(token: admin, "audit", "--json")
+        #expect(auditStatus == 0)
+        struct Page: Decodable { var items: [Record] }
+        struct Record: Decodable { var actor: String?; var action: String; var target: String?; var outcome: String; var address: String? }
+        let records = try JSONDecoder().decode(Page.self, from: Data(audit.utf8)).items
+        func has(_ actor: String?, _ action: String, _ target: String?, _ outcome: String = "success") -> Bool {
+            records.contains { $0.actor == actor && $0.action == action && $0.target == target && $0.outcome == outcome }
+        }
+        #expect(has("alice", "publish", "exec-tracker@1.0.0"))
+        #expect(has("bob", "publish", "exec-tracker@1.1.0", "denied"))
+        #expect(has("bob", "publish", "exec-tracker@1.1.0"))
+        #expect(has("alice", "owner.invite", "exec-tracker") && has("bob", "owner.accept", "exec-tracker"))
+        #expect(has("admin", "user.create", "alice") && has("bob", "token.revoke", bobTokens[0].id))
+        #expect(has("bob", "auth", nil, "denied"), "the revoked token's attempt")
+        #expect(records.filter { $0.actor == "alice" }.allSatisfy { $0.address == "127.0.0.1" })
+        let (deniedStatus, denied) = try epr(token: alice, "audit")
+        #expect(deniedStatus == 1 && denied.contains("[forbidden]"))
+    }
 }

@@ -29,7 +29,7 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         process = Process()
         process.executableURL = URL(fileURLWithPath: Fixtures.eprBinary)
         process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0"]) { $1 }
         process.standardError = output
         process.standardOutput = output
         try process.run()

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
 import NIOCore
 import TestSupport
 import Registry
@@ -103,6 +104,18 @@ import Testing
             #expect(document?["openapi"] as? String == "3.1.0")
             let paths = (document?["paths"] as? [String: Any]).map { Set($0.keys) } ?? []
             #expect(paths.isSuperset(of: ["/api/v1/packages", "/{name}/{version}/{platform}/{artifact}", "/api/v1/blobs/{digest}"]))
+        }
+    }
+
+    @Test func anAdminTokenWithoutThePrefixIsRefused() async throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = directory.appendingPathComponent("data").path
+        for token in ["secret", "epr_short", "epr_ with a space in it, long enough to pass the length"] {
+            await #expect(throws: ServerConfiguration.Invalid.self) {
+                _ = try await RegistryServer.build(configuration: configuration, environment: ["EPR_ADMIN_TOKEN": token], logger: Logger(label: "test"))
+            }
         }
     }
 

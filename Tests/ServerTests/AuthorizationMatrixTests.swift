@@ -128,6 +128,14 @@ import Testing
             try #require(first.status == .created, "\(String(buffer: first.body))")
             let digest = try first.json(VersionBody.self).sha256
 
+            // The OpenAPI document describes exactly the routes the server has.
+            let document = try JSONSerialization.jsonObject(with: Data(buffer: try await client.get("/openapi.json").body)) as? [String: Any]
+            let paths = try #require(document?["paths"] as? [String: [String: Any]])
+            let documented = Set(paths.flatMap { path, operations in
+                operations.keys.filter { ["get", "head", "post", "put", "patch", "delete"].contains($0) }.map { "\($0.uppercased()) \(path)" }
+            })
+            #expect(documented == Set(routes), "undocumented: \(Set(routes).subtracting(documented)); gone: \(documented.subtracting(routes))")
+
             for route in routes.sorted() {
                 guard let policy = Self.policies[route] else { continue }
                 for caller in Caller.allCases {

@@ -45,6 +45,13 @@ import Testing
         #expect(configuration.answerCacheSize == 8 << 20)
         #expect(configuration.blobCacheSize == 0)
         #expect(configuration.threads == 3)
+        let limits = try ServerConfiguration.resolve(
+            file: nil, environment: ["EPR_TOKEN_REQUESTS_PER_MINUTE": "0", "EPR_PUBLISHES_PER_HOUR": "30", "EPR_AUTH_FAILURES_BEFORE_LOCKOUT": "5"],
+            overrides: [:])
+        #expect(limits.tokenRequestsPerMinute == 0 && limits.publishesPerHour == 30 && limits.authFailuresBeforeLockout == 5)
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration.resolve(file: nil, environment: ["EPR_PUBLISHES_PER_HOUR": "many"], overrides: [:])
+        }
         #expect(throws: ServerConfiguration.Invalid.self) {
             try ServerConfiguration.resolve(file: nil, environment: ["EPR_THREADS": "-1"], overrides: [:])
         }

@@ -1,0 +1,138 @@
+import NIOConcurrencyHelpers
+
+/// Token buckets by key: each key may spend up to `burst` at once, refilled at `perSecond`.
+/// Buckets that have refilled completely are forgotten, so memory follows active keys only.
+public final class RateLimiter: Sendable {
+    public struct Bucket: Sendable, Equatable {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+    }
+
+    public let burst: Double
+    public let perSecond: Double
+    private let buckets = NIOLockedValueBox<[String: Bucket]>([:])
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let maxKeys: Int
+
+    public init(burst: Int, perSecond: Double, maxKeys: Int = 100_000, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.burst = Double(max(1, burst))
+        self.perSecond = perSecond
+        self.maxKeys = maxKeys
+        self.now = now
+    }
+
+    /// Takes one from `key`'s bucket; when it is empty, the seconds until one is back.
+    public func take(_ key: String) -> Int? {
+        let now = self.now()
+        return buckets.withLockedValue { buckets in
+            var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
+            let elapsed = Double((now - bucket.updated).components.seconds) + Double((now - bucket.updated).components.attoseconds) / 1e18
+            bucket.tokens = min(burst, bucket.tokens + max(0, elapsed) * perSecond)
+            bucket.updated = now
+            guard bucket.tokens >= 1 else {
+                buckets[key] = bucket
+                return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up)))
+            }
+            bucket.tokens -= 1
+            if buckets.count >= maxKeys, buckets[key] == nil { Self.forgetFull(&buckets, now: now, burst: burst, perSecond: perSecond) }
+            buckets[key] = bucket
+            return nil
+        }
+    }
+
+    private static func forgetFull(_ buckets: inout [String: Bucket], now: ContinuousClock.Instant, burst: Double, perSecond: Double) {
+        buckets = buckets.filter { _, bucket in
+            let elapsed = Double((now - bucket.updated).components.seconds)
+            return bucket.tokens + elapsed * perSecond < burst
+        }
+    }
+}
+
+/// Repeated failures from one address lock it out for a while, twice as long each time.
+public final class Lockout: Sendable {
+    private struct Entry {
+        var failures: [ContinuousClock.Instant] = []
+        var lockedUntil: ContinuousClock.Instant?
+        var lockouts = 0
+    }
+
+    public let threshold: Int
+    public let window: Duration
+    public let firstLockout: Duration
+    public let longestLockout: Duration
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    public init(threshold: Int, window: Duration = .seconds(600), firstLockout: Duration = .seconds(60),
+                longestLockout: Duration = .seconds(3600), now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+        self.threshold = threshold
+        self.window = window
+        self.firstLockout = firstLockout
+        self.longestLockout = longestLockout
+        self.now = now
+    }
+
+    /// Seconds `key` stays locked out, or nil when it may try.
+    public func lockedOut(_ key: String) -> Int? {
+        let now = self.now()
+        return entries.withLockedValue { entries in
+            guard let until = entries[key]?.lockedUntil, until > now else { return nil }
+            return max(1, Int((until - now).components.seconds) + 1)
+        }
+    }
+
+    /// Records a failure; returns the lockout it starts, in seconds, if any.
+    @discardableResult
+    public func failed(_ key: String) -> Int? {
+        guard threshold > 0 else { return nil }
+        let now = self.now()
+        return entries.withLockedValue { entries in
+            if entries.count > 100_000 { entries = entries.filter { $0.value.lockedUntil.map { $0 > now } ?? false } }
+            var entry = entries[key] ?? Entry()
+            entry.failures = entry.failures.filter { now - $0 < window } + [now]
+            var started: Int?
+            if entry.failures.count >= threshold {
+                let length = min(longestLockout, firstLockout * (1 << min(entry.lockouts, 16)))
+                entry.lockedUntil = now + length
+                entry.lockouts += 1
+                entry.failures = []
+                started = Int(length.components.seconds)
+            }
+            entries[key] = entry
+            return started
+        }
+    }
+
+    /// A success forgets earlier failures (not the lockout count, which decays with the window).
+    public func succeeded(_ key: String) {
+        entries.withLockedValue { entries in
+            guard var entry = entries[key] else { return }
+            entry.failures = []
+            if entry.lockedUntil.map({ $0 <= now() }) ?? true, entry.lockouts == 0 { entries[key] = nil } else { entries[key] = entry }
+        }
+    }
+}
+
+/// The limits a registry applies: requests per token, publishes per user, and a lockout of
+/// addresses that keep failing to authenticate.
+public struct RateLimits: Sendable {
+    public var tokenRequests: RateLimiter?
+    public var publishes: RateLimiter?
+    public var authFailures: Lockout?
+
+    public init(tokenRequests: RateLimiter? = nil, publishes: RateLimiter? = nil, authFailures: Lockout? = nil) {
+        self.tokenRequests = tokenRequests
+        self.publishes = publishes
+        self.authFailures = authFailures
+    }
+
+    /// Requests per token per minute (the burst too), publishes per user per hour (a sixth of
+    /// them at once), failed authentications per address in ten minutes before a lockout;
+    /// 0 turns a limit off.
+    public init(tokenRequestsPerMinute: Int, publishesPerHour: Int, authFailuresBeforeLockout: Int) {
+        self.init(
+            tokenRequests: tokenRequestsPerMinute > 0 ? RateLimiter(burst: tokenRequestsPerMinute, perSecond: Double(tokenRequestsPerMinute) / 60) : nil,
+            publishes: publishesPerHour > 0 ? RateLimiter(burst: max(1, publishesPerHour / 6), perSecond: Double(publishesPerHour) / 3600) : nil,
+            authFailures: authFailuresBeforeLockout > 0 ? Lockout(threshold: authFailuresBeforeLockout) : nil)
+    }
+}

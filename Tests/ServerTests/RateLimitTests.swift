@@ -1,0 +1,96 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOConcurrencyHelpers
+@testable import Registry
+import Server
+import Testing
+
+/// Token buckets and lockouts, on a clock the test moves.
+@Suite struct RateLimiterTests {
+    final class Clock: Sendable {
+        private let instant = NIOLockedValueBox(ContinuousClock.now)
+        var now: ContinuousClock.Instant { instant.withLockedValue { $0 } }
+        func advance(_ duration: Duration) { instant.withLockedValue { $0 += duration } }
+    }
+
+    @Test func burstThenSteadyRate() {
+        let clock = Clock()
+        let limiter = RateLimiter(burst: 3, perSecond: 0.5, now: { clock.now })
+        for _ in 0..<3 { #expect(limiter.take("alice") == nil) }
+        #expect(limiter.take("alice") == 2, "one more comes back in two seconds")
+        #expect(limiter.take("bob") == nil, "keys are separate")
+        clock.advance(.seconds(2))
+        #expect(limiter.take("alice") == nil)
+        #expect(limiter.take("alice") != nil)
+        clock.advance(.seconds(60))
+        for _ in 0..<3 { #expect(limiter.take("alice") == nil) }
+        #expect(limiter.take("alice") != nil, "idle time refills up to the burst, no further")
+    }
+
+    @Test func lockoutsGrowAndExpire() {
+        let clock = Clock()
+        let lockout = Lockout(threshold: 3, window: .seconds(600), firstLockout: .seconds(60), longestLockout: .seconds(200), now: { clock.now })
+        #expect(lockout.failed("10.0.0.1") == nil)
+        #expect(lockout.failed("10.0.0.1") == nil)
+        #expect(lockout.lockedOut("10.0.0.1") == nil)
+        #expect(lockout.failed("10.0.0.1") == 60)
+        #expect(lockout.lockedOut("10.0.0.1") != nil)
+        #expect(lockout.lockedOut("10.0.0.2") == nil, "addresses are separate")
+        clock.advance(.seconds(61))
+        #expect(lockout.lockedOut("10.0.0.1") == nil)
+        for _ in 0..<2 { lockout.failed("10.0.0.1") }
+        #expect(lockout.failed("10.0.0.1") == 120, "the second lockout lasts twice as long")
+        clock.advance(.seconds(121))
+        for _ in 0..<2 { lockout.failed("10.0.0.1") }
+        #expect(lockout.failed("10.0.0.1") == 200, "up to the longest")
+        // Failures spread wider than the window do not add up.
+        clock.advance(.seconds(201))
+        lockout.failed("10.0.0.3")
+        clock.advance(.seconds(601))
+        lockout.failed("10.0.0.3")
+        #expect(lockout.failed("10.0.0.3") == nil)
+    }
+}
+
+/// The limits through the API: 429 with Retry-After and a problem document.
+@Suite struct RateLimitAPITests {
+    @Test func publishesPerUser() async throws {
+        let registry = try await TestRegistry.make { $0.publishesPerHour = 6 } // a burst of one
+        let first = try registry.archive("exec-tracker", version: "1.0.0")
+        let second = try registry.archive("exec-tracker", version: "1.0.1")
+        try await registry.run { client in
+            #expect(try await client.publish(first).status == .created)
+            let limited = try await client.publish(second)
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.problemCode == "rate-limited")
+            #expect(Int(limited.headers[.retryAfter] ?? "") ?? 0 > 0)
+            #expect(try await client.get("/api/v1/packages/exec-tracker/versions/1.0.1").status == .notFound, "nothing was stored")
+        }
+    }
+
+    @Test func requestsPerToken() async throws {
+        let registry = try await TestRegistry.make { $0.tokenRequestsPerMinute = 3 }
+        try await registry.run { client in
+            let headers: HTTPFields = [.authorization: "Bearer \(TestRegistry.token)"]
+            for _ in 0..<3 { #expect(try await client.get("/api/v1/me", headers: headers).status == .ok) }
+            let limited = try await client.get("/api/v1/me", headers: headers)
+            #expect(limited.status == .tooManyRequests && limited.problemCode == "rate-limited")
+            #expect(try await client.get("/api/v1/packages").status == .ok, "anonymous reads are not limited by a token's allowance")
+        }
+    }
+
+    @Test func failedAuthenticationsLockTheAddressOut() async throws {
+        let registry = try await TestRegistry.make { $0.authFailuresBeforeLockout = 3 }
+        let accounts = registry.server.registry.accounts
+        try await registry.run(.live) { client in
+            let wrong: HTTPFields = [.authorization: "Bearer epr_wrongwrongwrongwrongwrongwrongwrongwrongwro"]
+            for _ in 0..<3 { #expect(try await client.get("/api/v1/me", headers: wrong).status == .unauthorized) }
+            let locked = try await client.get("/api/v1/me", headers: [.authorization: "Bearer \(TestRegistry.token)"])
+            #expect(locked.status == .tooManyRequests, "even the right token waits out the lockout")
+            #expect(Int(locked.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            let audit = try await accounts.audit(actor: nil, action: "auth", offset: 0, limit: 10)
+            #expect(audit.items.contains { $0.detail?.contains("locked out") == true && $0.address == "127.0.0.1" })
+        }
+    }
+}
