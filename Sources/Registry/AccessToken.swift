@@ -41,14 +41,20 @@ extension RegistryService {
     /// credential exists, so a failure there never leaves an admin whose token nobody has).
     public func bootstrapAdmin(token: String?, persist: (String) throws -> Void) async throws -> AdminBootstrap {
         guard try await !accounts.hasUsers() else { return .existing }
+        if let token, !token.hasPrefix(AccessToken.prefix) || token.count < 36 || token.contains(where: \.isWhitespace) {
+            throw RegistryError.invalidToken("EPR_ADMIN_TOKEN must start with \(AccessToken.prefix) and have at least 32 more characters, without spaces")
+        }
         let value = token ?? AccessToken.generate()
         if token == nil { try persist(value) }
         let now = Date()
-        try await accounts.insertUser(UserRecord(name: "admin", role: Principal.Role.admin.rawValue, createdAt: now))
-        try await accounts.insertToken(TokenRecord(id: AccessToken.newID(), user: "admin", name: "bootstrap",
-                                                   scopes: Principal.Scope.allCases.map(\.rawValue), createdAt: now),
-                                       hash: AccessToken.hash(value))
+        let record = TokenRecord(id: AccessToken.newID(), user: "admin", name: "bootstrap", scopes: Principal.Scope.allCases.map(\.rawValue),
+                                 createdAt: now)
+        // The user and its token appear together or not at all.
+        guard try await accounts.bootstrap(UserRecord(name: "admin", role: Principal.Role.admin.rawValue, createdAt: now), token: record,
+                                           hash: AccessToken.hash(value)) else { return .existing }
         await audit("user.create", nil, target: "admin", detail: "first start")
+        await audit(AuditRecord(at: now, actor: "admin", tokenID: record.id, address: nil, action: "token.create", target: record.id,
+                                detail: "for admin: every scope, first start"))
         return token == nil ? .generated(value) : .created
     }
 }

@@ -32,29 +32,29 @@ extension RegistryService {
     public func principal(forToken token: some StringProtocol, address: String? = nil) async throws -> Principal {
         let now = Date()
         let origin = address ?? "-"
-        if let seconds = limits.authFailures?.lockedOut(origin) {
-            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
-        }
         func refuse(_ reason: String, _ record: TokenRecord?) async -> RegistryError {
+            // A locked-out address is answered without more work or more audit records.
+            if let seconds = limits.authFailures?.lockedOut(origin) {
+                return RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
+            }
             let lockout = limits.authFailures?.failed(origin)
             await audit(AuditRecord(at: now, actor: record?.user, tokenID: record?.id, address: address, action: "auth",
                                     target: nil, outcome: "denied", detail: reason + (lockout.map { "; address locked out for \($0) s" } ?? "")))
             return RegistryError.unauthenticated
         }
-        guard token.hasPrefix(AccessToken.prefix), let record = try await accounts.token(hash: AccessToken.hash(token)) else {
-            throw await refuse("unknown token", nil)
-        }
+        guard let record = try await accounts.token(hash: AccessToken.hash(token)) else { throw await refuse("unknown token", nil) }
         if record.revokedAt != nil { throw await refuse("revoked token", record) }
         if let expires = record.expiresAt, expires <= now { throw await refuse("expired token", record) }
         guard let user = try await accounts.user(name: record.user), !user.disabled else { throw await refuse("disabled user", record) }
-        limits.authFailures?.succeeded(origin)
-        if let seconds = limits.tokenRequests?.take(record.id) {
-            throw RegistryError.rateLimited(retryAfter: seconds, reason: "this token has made too many requests")
+        // The allowance is the user's, whichever of its tokens it uses.
+        if let seconds = limits.tokenRequests?.take(user.name) {
+            throw RegistryError.rateLimited(retryAfter: seconds, reason: "\(user.name) has made too many requests")
         }
         if tokenUses.shouldRecord(record.id, at: now) { try? await accounts.touchToken(id: record.id, at: now) }
         let role = Principal.Role(rawValue: user.role) ?? .user
         return Principal(name: user.name, role: role, tokenID: record.id,
-                         scopes: Set(record.scopes.compactMap(Principal.Scope.init(rawValue:))), packages: record.packages, address: address)
+                         scopes: Set(record.scopes.compactMap(Principal.Scope.init(rawValue:))), packages: record.packages, address: address,
+                         tokenExpiresAt: record.expiresAt)
     }
 
     /// Counts a publish attempt against the principal's allowance, before its upload is read.
@@ -81,7 +81,7 @@ extension RegistryService {
         case .yank: "yank"
         case .deprecate: "deprecate"
         case .manageOwners: "owner.change"
-        case .answerInvitation: "owner.invitation"
+        case .answerInvitation: "owner.accept"
         case .manageTokens: "token.change"
         case .manageUsers: "user.change"
         case .readAudit: "audit.read"
@@ -138,11 +138,15 @@ extension RegistryService {
     public func updateUser(_ name: String, role: Principal.Role?, disabled: Bool?, by principal: Principal?) async throws -> UserRecord {
         try await authorize(.manageUsers, principal, target: name)
         if name == principal?.name, disabled == true || (role != nil && role != .admin) {
+            await audit("user.change", principal, target: name, denied: "an admin cannot disable or demote itself")
             throw RegistryError.forbidden("an admin cannot disable or demote itself; another admin must")
         }
         let user: UserRecord
         do { user = try await accounts.updateUser(name: name, role: role?.rawValue, disabled: disabled) } catch AccountStoreError.userNotFound {
             throw RegistryError.userNotFound(name)
+        } catch AccountStoreError.lastAdmin {
+            await audit("user.change", principal, target: name, denied: "this would leave no enabled admin")
+            throw RegistryError.forbidden("this would leave no enabled admin")
         }
         var changes: [String] = []
         if let role { changes.append("role \(role.rawValue)") }
@@ -168,7 +172,22 @@ extension RegistryService {
         let owner = user ?? principal?.name ?? ""
         try await authorize(.manageTokens(user: owner), principal, target: owner)
         guard let principal else { throw RegistryError.unauthenticated }
-        guard !name.isEmpty, name.count <= 100 else { throw RegistryError.invalidToken("the token needs a name of 1 to 100 characters") }
+        do {
+            return try await issueToken(for: owner, name: name, scopes: scopes, packages: packages, expiresIn: expiresIn, by: principal)
+        } catch let error as RegistryError {
+            if case let .forbidden(reason) = error { await audit("token.create", principal, target: owner, denied: reason) }
+            throw error
+        }
+    }
+
+    /// Most active tokens one user may hold.
+    static let tokensPerUser = 100
+
+    private func issueToken(for owner: String, name: String, scopes: [String], packages: [String], expiresIn: TimeInterval?,
+                            by principal: Principal) async throws -> IssuedToken {
+        guard (1...100).contains(name.count), name.unicodeScalars.allSatisfy({ ![.control, .format, .lineSeparator, .paragraphSeparator, .unassigned].contains($0.properties.generalCategory) }) else {
+            throw RegistryError.invalidToken("the token needs a name of 1 to 100 printable characters")
+        }
         var requested = Set<Principal.Scope>()
         for scope in scopes {
             guard let value = Principal.Scope(rawValue: scope) else {
@@ -177,6 +196,7 @@ extension RegistryService {
             requested.insert(value)
         }
         // A token without scopes identifies its user (its account, tokens and invitations) and changes nothing.
+        guard packages.count <= 20 else { throw RegistryError.invalidToken("a token takes at most 20 package patterns") }
         for pattern in packages {
             let bytes = pattern.utf8
             guard !bytes.isEmpty, bytes.count <= 64, bytes.allSatisfy({ $0 == UInt8(ascii: "*") || $0 == 0x2d || $0 == 0x5f ||
@@ -192,19 +212,30 @@ extension RegistryService {
         if let beyond = requested.subtracting(role.scopes).first {
             throw RegistryError.forbidden("the \(role.rawValue) role cannot hold the \(beyond.rawValue) scope")
         }
-        if owner == principal.name {
-            if let beyond = requested.subtracting(principal.scopes).first {
-                throw RegistryError.forbidden("the token in use lacks the \(beyond.rawValue) scope, so it cannot grant it")
+        // No token makes a stronger one: its own scopes (for its own user), its package
+        // patterns and its expiry bound every token it issues.
+        if owner == principal.name, let beyond = requested.subtracting(principal.scopes).first {
+            throw RegistryError.forbidden("the token in use lacks the \(beyond.rawValue) scope, so it cannot grant it")
+        }
+        if !principal.packages.isEmpty, packages.isEmpty || !packages.allSatisfy(principal.packages.contains) {
+            throw RegistryError.forbidden("the token in use is limited to packages \(principal.packages.joined(separator: ", ")); so is any token it makes")
+        }
+        let now = Date()
+        var expires = expiresIn.map { now.addingTimeInterval($0) }
+        if let ceiling = principal.tokenExpiresAt {
+            if let wanted = expires, wanted > ceiling {
+                throw RegistryError.forbidden("the token in use expires \(ceiling); a token it makes cannot outlive it")
             }
-            if !principal.packages.isEmpty, packages.isEmpty || !packages.allSatisfy(principal.packages.contains) {
-                throw RegistryError.forbidden("the token in use is limited to packages \(principal.packages.joined(separator: ", ")); so is any token it makes")
-            }
+            expires = expires ?? ceiling
+        }
+        let active = try await accounts.tokens(user: owner).filter { $0.revokedAt == nil && ($0.expiresAt.map { $0 > now } ?? true) }
+        guard active.count < Self.tokensPerUser else {
+            throw RegistryError.forbidden("\(owner) has \(Self.tokensPerUser) active tokens; revoke some first")
         }
         let secret = AccessToken.generate()
-        let now = Date()
         let record = TokenRecord(id: AccessToken.newID(), user: owner, name: name,
                                  scopes: Principal.Scope.allCases.filter(requested.contains).map(\.rawValue), packages: packages,
-                                 createdAt: now, expiresAt: expiresIn.map { now.addingTimeInterval($0) })
+                                 createdAt: now, expiresAt: expires)
         try await accounts.insertToken(record, hash: AccessToken.hash(secret))
         await audit("token.create", principal, target: record.id,
                     detail: "for \(owner): \(record.scopes.joined(separator: ","))" + (packages.isEmpty ? "" : " on \(packages.joined(separator: ","))"))
@@ -222,6 +253,7 @@ extension RegistryService {
         // Someone else's token is "not found" unless the principal may manage that user's tokens.
         guard let record = try await accounts.token(id: id),
               (try? policy.authorize(.manageTokens(user: record.user), for: principal)) != nil else {
+            await audit("token.revoke", principal, target: id, denied: "no such token of this user")
             throw RegistryError.tokenNotFound(id)
         }
         guard try await accounts.revokeToken(id: id, at: Date()) else { throw RegistryError.tokenNotFound(id) }
@@ -241,36 +273,38 @@ extension RegistryService {
     public func inviteOwner(_ name: String, user: String, by principal: Principal?) async throws -> OwnerInvitation {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await accounts.owners(package: canonical), target: name)
+        try await authorize(.manageOwners(package: name), principal, owners: try await accounts.owners(package: canonical), target: canonical)
+        if try await accounts.user(name: user)?.disabled == true { throw RegistryError.userNotFound(user) }
         let invitation = OwnerInvitation(package: canonical, user: user, invitedBy: principal?.name ?? "", createdAt: Date())
         do { try await accounts.invite(invitation) } catch AccountStoreError.userNotFound {
             throw RegistryError.userNotFound(user)
         } catch AccountStoreError.alreadyOwner {
             throw RegistryError.ownerConflict("\(user) already owns \(name)")
         }
-        await audit("owner.invite", principal, target: name, detail: user)
+        await audit("owner.invite", principal, target: canonical, detail: user)
         return invitation
     }
 
     public func invitations(by principal: Principal?) async throws -> [OwnerInvitation] {
-        try await authorize(.answerInvitation, principal, target: nil)
+        try await authorize(.readSelf, principal, target: nil)
         return try await accounts.invitations(user: principal?.name ?? "")
     }
 
     public func answerInvitation(_ name: String, accept: Bool, by principal: Principal?) async throws {
-        try await authorize(.answerInvitation, principal, target: name)
         let canonical = try Self.canonical(name)
+        if accept { try await authorize(.answerInvitation(package: canonical), principal, target: canonical) }
+        try await authorize(.readSelf, principal, target: canonical)
         guard let principal, try await accounts.answerInvitation(package: canonical, user: principal.name, accept: accept) else {
             throw RegistryError.invitationNotFound(name)
         }
-        await audit(accept ? "owner.accept" : "owner.decline", principal, target: name)
+        await audit(accept ? "owner.accept" : "owner.decline", principal, target: canonical)
     }
 
     /// Removes an owner (owners may remove themselves or others; the last owner stays).
     public func removeOwner(_ name: String, user: String, by principal: Principal?) async throws {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await accounts.owners(package: canonical), target: name)
+        try await authorize(.manageOwners(package: name), principal, owners: try await accounts.owners(package: canonical), target: canonical)
         do {
             try await accounts.removeOwner(package: canonical, user: user)
         } catch AccountStoreError.notOwner {
@@ -278,9 +312,11 @@ extension RegistryService {
             guard try await accounts.answerInvitation(package: canonical, user: user, accept: false) else {
                 throw RegistryError.ownerConflict("\(user) does not own \(name)")
             }
+            await audit("owner.withdraw", principal, target: canonical, detail: user)
+            return
         } catch AccountStoreError.lastOwner {
             throw RegistryError.ownerConflict("\(user) is the last owner of \(name); add another owner first")
         }
-        await audit("owner.remove", principal, target: name, detail: user)
+        await audit("owner.remove", principal, target: canonical, detail: user)
     }
 }

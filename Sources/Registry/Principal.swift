@@ -1,3 +1,4 @@
+import Foundation
 import PackageFormat
 
 /// Who is acting: the user whose token authenticated the request, the token's rights, and where
@@ -45,21 +46,27 @@ public struct Principal: Sendable, Equatable {
     public var packages: [String]
     /// The client's address.
     public var address: String?
+    /// When the token in use expires; tokens it creates expire no later.
+    public var tokenExpiresAt: Date?
 
     public init(name: String, role: Role, tokenID: String? = nil, scopes: Set<Scope>? = nil, packages: [String] = [],
-                address: String? = nil) {
+                address: String? = nil, tokenExpiresAt: Date? = nil) {
         self.name = name
         self.role = role
         self.tokenID = tokenID
         self.scopes = (scopes ?? role.scopes).intersection(role.scopes)
         self.packages = packages
         self.address = address
+        self.tokenExpiresAt = tokenExpiresAt
     }
+
+    /// An admin acting as one, with the admin scope: it may act on every package.
+    public var actsAsAdmin: Bool { role == .admin && scopes.contains(.admin) }
 
     /// Whether the token may act on this package: its patterns (`l3af-*`) against the canonical name.
     public func mayTouch(_ package: String) -> Bool {
         guard !packages.isEmpty else { return true }
-        let canonical = (try? PackageName(package).canonical) ?? package.lowercased()
+        let canonical = (try? PackageName(package).canonical) ?? package.lowercased().replacingOccurrences(of: "_", with: "-")
         return packages.contains { Self.matches(pattern: $0, canonical) }
     }
 
@@ -94,7 +101,7 @@ public enum Action: Sendable, Equatable {
     case deprecate(package: String)
     case manageOwners(package: String)
     /// Answering an ownership invitation made to oneself.
-    case answerInvitation
+    case answerInvitation(package: String)
     /// Creating, listing or revoking tokens of this user.
     case manageTokens(user: String)
     case manageUsers
@@ -107,7 +114,8 @@ public enum Action: Sendable, Equatable {
 ///
 /// Reading published packages is open to everyone. Everything else needs a token whose scopes
 /// allow the action (scopes never exceed the user's role), whose package patterns cover the
-/// package, and, for package changes, a principal who owns the package or is an admin.
+/// package, and, for package changes, a principal who owns the package or is an admin using
+/// the admin scope (an admin's narrow token gets no more than an owner's would).
 /// Ownership of an existing package on publish is checked again by the store, in the same
 /// transaction as the insert.
 public struct AuthorizationPolicy: Sendable {
@@ -128,13 +136,16 @@ public struct AuthorizationPolicy: Sendable {
             guard principal.mayTouch(name) else { throw .forbidden("this token is limited to packages \(principal.packages.joined(separator: ", "))") }
         }
         func owner(_ name: String) throws(RegistryError) {
-            guard principal.role == .admin || (owners ?? []).contains(principal.name) else {
+            guard principal.actsAsAdmin || (owners ?? []).contains(principal.name) else {
                 throw .forbidden("\(principal.name) is not an owner of \(name)")
             }
         }
         switch action {
-        case .read, .readSelf, .answerInvitation:
+        case .read, .readSelf:
             return
+        case let .answerInvitation(name):
+            try need(.owners)
+            try package(name)
         case .upload:
             guard principal.scopes.contains(.publishNew) || principal.scopes.contains(.publishUpdate) else { try need(.publishUpdate); return }
         case let .publish(name, isNew):

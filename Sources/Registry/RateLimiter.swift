@@ -54,6 +54,7 @@ public final class Lockout: Sendable {
         var failures: [ContinuousClock.Instant] = []
         var lockedUntil: ContinuousClock.Instant?
         var lockouts = 0
+        var lastFailure: ContinuousClock.Instant?
     }
 
     public let threshold: Int
@@ -89,6 +90,9 @@ public final class Lockout: Sendable {
         return entries.withLockedValue { entries in
             if entries.count > 100_000 { entries = entries.filter { $0.value.lockedUntil.map { $0 > now } ?? false } }
             var entry = entries[key] ?? Entry()
+            // Lockouts are forgotten after a quiet spell as long as the longest lockout.
+            if let last = entry.lastFailure, now - last > longestLockout { entry.lockouts = 0 }
+            entry.lastFailure = now
             entry.failures = entry.failures.filter { now - $0 < window } + [now]
             var started: Int?
             if entry.failures.count >= threshold {
@@ -103,18 +107,10 @@ public final class Lockout: Sendable {
         }
     }
 
-    /// A success forgets earlier failures (not the lockout count, which decays with the window).
-    public func succeeded(_ key: String) {
-        entries.withLockedValue { entries in
-            guard var entry = entries[key] else { return }
-            entry.failures = []
-            if entry.lockedUntil.map({ $0 <= now() }) ?? true, entry.lockouts == 0 { entries[key] = nil } else { entries[key] = entry }
-        }
-    }
 }
 
-/// The limits a registry applies: requests per token, publishes per user, and a lockout of
-/// addresses that keep failing to authenticate.
+/// The limits a registry applies: requests per user (whatever token it uses), publishes per
+/// user, and a lockout of addresses that keep failing to authenticate.
 public struct RateLimits: Sendable {
     public var tokenRequests: RateLimiter?
     public var publishes: RateLimiter?
@@ -126,7 +122,7 @@ public struct RateLimits: Sendable {
         self.authFailures = authFailures
     }
 
-    /// Requests per token per minute (the burst too), publishes per user per hour (a sixth of
+    /// Requests per user per minute (the burst too), publishes per user per hour (a sixth of
     /// them at once), failed authentications per address in ten minutes before a lockout;
     /// 0 turns a limit off.
     public init(tokenRequestsPerMinute: Int, publishesPerHour: Int, authFailuresBeforeLockout: Int) {

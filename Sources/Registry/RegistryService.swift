@@ -64,7 +64,7 @@ public struct RegistryService: Sendable {
         let blobs = self.blobs, digest = report.sha256
         do {
             try await metadata.insertVersion(record, packageName: manifest.name.value, canonical: manifest.name.canonical,
-                                             description: manifest.description, ownership: principal?.role == .admin ? .anyone : .owners) {
+                                             description: manifest.description, ownership: principal?.actsAsAdmin == true ? .anyone : .owners) {
                 try await blobs.store(upload, digest: digest)
             }
         } catch let MetadataStoreError.versionExists(package, version) {

@@ -38,9 +38,6 @@ extension RegistryServer {
     /// first start, and builds the router.
     public static func build(configuration: ServerConfiguration, environment: [String: String], logger: Logger) async throws -> RegistryServer {
         let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        if let supplied, !supplied.hasPrefix(AccessToken.prefix) || supplied.count < 36 || supplied.contains(where: \.isWhitespace) {
-            throw ServerConfiguration.Invalid(description: "EPR_ADMIN_TOKEN must start with \(AccessToken.prefix) and have at least 32 more characters, without spaces")
-        }
         let data = URL(fileURLWithPath: configuration.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let lock = try DataDirectoryLock.acquire(data)
@@ -54,7 +51,15 @@ extension RegistryServer {
 
         var generated: String?
         let file = data.appendingPathComponent("admin-token")
-        switch try await registry.bootstrapAdmin(token: supplied, persist: { try Self.writeSecret($0 + "\n", to: file.path) }) {
+        let bootstrap: RegistryService.AdminBootstrap
+        do {
+            bootstrap = try await registry.bootstrapAdmin(token: supplied, persist: { try Self.writeSecret($0 + "\n", to: file.path) })
+        } catch {
+            try? await metadata.close()
+            close(lock)
+            throw error
+        }
+        switch bootstrap {
         case let .generated(token):
             logger.notice("created the admin; its token is in the file named here", metadata: ["file": "\(file.path)"])
             generated = token

@@ -106,6 +106,8 @@ public enum AccountStoreError: Error, Equatable, Sendable {
     case notOwner(user: String, package: String)
     case lastOwner(String)
     case alreadyOwner(user: String, package: String)
+    /// The change would leave no enabled admin.
+    case lastAdmin
 }
 
 /// Users, API tokens, package owners and the audit log. The SQLite store keeps them in the same
@@ -116,9 +118,13 @@ public protocol AccountStore: Sendable {
     func insertUser(_ user: UserRecord) async throws
     func user(name: String) async throws -> UserRecord?
     func users() async throws -> [UserRecord]
+    /// Refuses (``AccountStoreError/lastAdmin``) a change that would leave no enabled admin.
     func updateUser(name: String, role: String?, disabled: Bool?) async throws -> UserRecord
     /// Whether any user exists (a new data directory has none).
     func hasUsers() async throws -> Bool
+    /// Creates the first user and its token together, only if there is no user yet; false when
+    /// users exist.
+    func bootstrap(_ user: UserRecord, token: TokenRecord, hash: String) async throws -> Bool
 
     func insertToken(_ token: TokenRecord, hash: String) async throws
     /// The token with this hash, revoked or expired ones included: the caller decides.
@@ -135,9 +141,10 @@ public protocol AccountStore: Sendable {
     func invite(_ invitation: OwnerInvitation) async throws
     func invitations(user: String) async throws -> [OwnerInvitation]
     func invitations(package canonical: String) async throws -> [OwnerInvitation]
-    /// Accepts (or declines) an invitation; false when there was none.
+    /// Accepts (or declines) an invitation; false when there was none, or when whoever sent it
+    /// no longer owns the package (the invitation is dropped then).
     func answerInvitation(package canonical: String, user: String, accept: Bool) async throws -> Bool
-    /// Removes an owner; refuses to remove the last one.
+    /// Removes an owner, and withdraws the invitations that owner sent; refuses to remove the last one.
     func removeOwner(package canonical: String, user: String) async throws
 
     func appendAudit(_ record: AuditRecord) async throws

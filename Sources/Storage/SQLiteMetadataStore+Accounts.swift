@@ -22,14 +22,47 @@ extension SQLiteMetadataStore: AccountStore {
     }
 
     public func updateUser(name: String, role: String?, disabled: Bool?) async throws -> UserRecord {
-        try await writeLock.withLock { [writer] in
+        try await transaction { writer in
+            let wasAdmin = try await !writer.query("SELECT 1 FROM users WHERE name = ? AND role = 'admin' AND disabled = 0",
+                                                   [.text(name)]).isEmpty
             _ = try await writer.query("UPDATE users SET role = COALESCE(?, role), disabled = COALESCE(?, disabled) WHERE name = ?",
                                        [role.map(SQLiteData.text) ?? .null, disabled.map { .integer($0 ? 1 : 0) } ?? .null, .text(name)])
             guard try await Self.changes(writer) == 1,
                   let row = try await writer.query("SELECT * FROM users WHERE name = ?", [.text(name)]).first else {
                 throw AccountStoreError.userNotFound(name)
             }
+            if wasAdmin, try await writer.query("SELECT 1 FROM users WHERE role = 'admin' AND disabled = 0 LIMIT 1").isEmpty {
+                throw AccountStoreError.lastAdmin
+            }
             return Self.user(row)
+        }
+    }
+
+    public func bootstrap(_ user: UserRecord, token: TokenRecord, hash: String) async throws -> Bool {
+        try await transaction { writer in
+            guard try await writer.query("SELECT 1 FROM users LIMIT 1").isEmpty else { return false }
+            _ = try await writer.query("INSERT INTO users (name, role, created_at, disabled) VALUES (?, ?, ?, 0)",
+                                       [.text(user.name), .text(user.role), .float(user.createdAt.timeIntervalSince1970)])
+            _ = try await writer.query("""
+                INSERT INTO api_tokens (id, hash, user, name, scopes, packages, created_at) VALUES (?, ?, ?, ?, ?, '', ?)
+                """, [.text(token.id), .text(hash), .text(token.user), .text(token.name), .text(token.scopes.joined(separator: ",")),
+                      .float(token.createdAt.timeIntervalSince1970)])
+            return true
+        }
+    }
+
+    /// Runs `body` in one write transaction on the writer, rolling back when it throws.
+    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await writeLock.withLock { [writer] in
+            _ = try await writer.query("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(writer)
+                _ = try await writer.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await writer.query("ROLLBACK")
+                throw error
+            }
         }
     }
 
@@ -114,21 +147,19 @@ extension SQLiteMetadataStore: AccountStore {
     }
 
     public func answerInvitation(package canonical: String, user: String, accept: Bool) async throws -> Bool {
-        try await writeLock.withLock { [writer] in
-            _ = try await writer.query("BEGIN IMMEDIATE")
-            do {
-                _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
-                let existed = try await Self.changes(writer) == 1
-                if existed, accept {
-                    _ = try await writer.query("INSERT OR IGNORE INTO owners (canonical, user, added_at) VALUES (?, ?, ?)",
-                                               [.text(canonical), .text(user), .float(Date().timeIntervalSince1970)])
-                }
-                _ = try await writer.query("COMMIT")
-                return existed
-            } catch {
-                _ = try? await writer.query("ROLLBACK")
-                throw error
+        try await transaction { writer in
+            guard let invitation = try await writer.query("SELECT * FROM owner_invitations WHERE canonical = ? AND user = ?",
+                                                          [.text(canonical), .text(user)]).first.map(Self.invitation) else { return false }
+            _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
+            // An invitation stands only while whoever sent it still owns the package.
+            let inviterOwns = try await !writer.query("SELECT 1 FROM owners WHERE canonical = ? AND user = ?",
+                                                      [.text(canonical), .text(invitation.invitedBy)]).isEmpty
+            guard inviterOwns else { return false }
+            if accept {
+                _ = try await writer.query("INSERT OR IGNORE INTO owners (canonical, user, added_at) VALUES (?, ?, ?)",
+                                           [.text(canonical), .text(user), .float(Date().timeIntervalSince1970)])
             }
+            return true
         }
     }
 
@@ -141,6 +172,7 @@ extension SQLiteMetadataStore: AccountStore {
                 guard owners.contains(user) else { throw AccountStoreError.notOwner(user: user, package: canonical) }
                 guard owners.count > 1 else { throw AccountStoreError.lastOwner(canonical) }
                 _ = try await writer.query("DELETE FROM owners WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
+                _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND invited_by = ?", [.text(canonical), .text(user)])
                 _ = try await writer.query("COMMIT")
             } catch {
                 _ = try? await writer.query("ROLLBACK")

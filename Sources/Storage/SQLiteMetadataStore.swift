@@ -12,7 +12,7 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public static func open(path: String, logger: Logger) async throws -> SQLiteMetadataStore {
         let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA recursive_triggers=ON", "PRAGMA busy_timeout=10000"] {
             _ = try await writer.query(pragma)
         }
         let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -60,7 +60,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             """,
             """
             INSERT INTO api_tokens (id, hash, user, name, scopes, created_at)
-            SELECT 'tok_' || substr(hash, 1, 20), hash, owner, 'initial', 'publish-new,publish-update,yank,owners,review,sign,admin',
+            SELECT 'tok_' || lower(hex(randomblob(10))), hash, owner, 'initial', 'publish-new,publish-update,yank,owners,review,sign,admin',
                 created_at FROM tokens
             """,
             "DROP TABLE tokens",

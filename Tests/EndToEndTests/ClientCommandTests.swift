@@ -103,7 +103,8 @@ import Testing
 
         // alice publishes exec-tracker and owns it; bob may not publish to it until he owns it too.
         #expect(try epr(token: alice, "publish", try Fixtures.packageArchive("exec-tracker", version: "1.0.0", into: directory)).status == 0)
-        let bob = lastLine(try epr(token: admin, "token", "create", "bob-ci", "--user", "bob", "--scope", "publish-update").output)
+        let bob = lastLine(try epr(token: admin, "token", "create", "bob-ci", "--user", "bob", "--scope", "publish-update",
+                                     "--scope", "owners").output)
         let next = try Fixtures.packageArchive("exec-tracker", version: "1.1.0", into: directory)
         let (refusedStatus, refused) = try epr(token: bob, "publish", next)
         #expect(refusedStatus == 1 && refused.contains("bob is not an owner of exec-tracker [forbidden]"), "\(refused)")

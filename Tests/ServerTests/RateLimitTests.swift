@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import NIOCore
 import NIOConcurrencyHelpers
 @testable import Registry
 import Server
@@ -69,12 +70,17 @@ import Testing
         }
     }
 
-    @Test func requestsPerToken() async throws {
+    @Test func requestsPerUserWhicheverToken() async throws {
         let registry = try await TestRegistry.make { $0.tokenRequestsPerMinute = 3 }
         try await registry.run { client in
             let headers: HTTPFields = [.authorization: "Bearer \(TestRegistry.token)"]
-            for _ in 0..<3 { #expect(try await client.get("/api/v1/me", headers: headers).status == .ok) }
-            let limited = try await client.get("/api/v1/me", headers: headers)
+            for _ in 0..<2 { #expect(try await client.get("/api/v1/me", headers: headers).status == .ok) }
+            // A fresh token of the same user shares the allowance.
+            let created = try await client.execute(uri: "/api/v1/tokens", method: .post, headers: headers,
+                                                   body: ByteBuffer(string: #"{"name": "more", "scopes": []}"#))
+            struct Body: Decodable { var token: String }
+            let fresh = try JSONDecoder().decode(Body.self, from: Data(buffer: created.body)).token
+            let limited = try await client.get("/api/v1/me", headers: [.authorization: "Bearer \(fresh)"])
             #expect(limited.status == .tooManyRequests && limited.problemCode == "rate-limited")
             #expect(try await client.get("/api/v1/packages").status == .ok, "anonymous reads are not limited by a token's allowance")
         }
@@ -86,9 +92,12 @@ import Testing
         try await registry.run(.live) { client in
             let wrong: HTTPFields = [.authorization: "Bearer epr_wrongwrongwrongwrongwrongwrongwrongwrongwro"]
             for _ in 0..<3 { #expect(try await client.get("/api/v1/me", headers: wrong).status == .unauthorized) }
-            let locked = try await client.get("/api/v1/me", headers: [.authorization: "Bearer \(TestRegistry.token)"])
-            #expect(locked.status == .tooManyRequests, "even the right token waits out the lockout")
+            let locked = try await client.get("/api/v1/me", headers: wrong)
+            #expect(locked.status == .tooManyRequests && locked.problemCode == "rate-limited")
             #expect(Int(locked.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            let valid = try await client.get("/api/v1/me", headers: [.authorization: "Bearer \(TestRegistry.token)"])
+            #expect(valid.status == .ok, "a valid token is never locked out by others' failures")
+            #expect(try await client.get("/api/v1/me", headers: wrong).status == .tooManyRequests, "and does not lift the lockout")
             let audit = try await accounts.audit(actor: nil, action: "auth", offset: 0, limit: 10)
             #expect(audit.items.contains { $0.detail?.contains("locked out") == true && $0.address == "127.0.0.1" })
         }

@@ -51,6 +51,25 @@ import Testing
     }
 
     @Test(arguments: Kind.allCases)
+    func neverWithoutAnAdmin(kind: Kind) async throws {
+        let (store, cleanup) = try await Self.makeStore(kind)
+        defer { Task { await cleanup() } }
+        let token = TokenRecord(id: "tok_boot", user: "root", name: "bootstrap", scopes: ["admin"], createdAt: Self.t0)
+        #expect(try await store.bootstrap(UserRecord(name: "root", role: "admin", createdAt: Self.t0), token: token, hash: "hb"))
+        #expect(try await !store.bootstrap(UserRecord(name: "other", role: "admin", createdAt: Self.t0), token: token, hash: "hc"),
+                "only a store without users is bootstrapped")
+        #expect(try await store.token(hash: "hb")?.user == "root")
+        #expect(try await store.user(name: "other") == nil)
+        try await store.insertUser(UserRecord(name: "second", role: "admin", createdAt: Self.t0))
+        _ = try await store.updateUser(name: "second", role: nil, disabled: true)
+        await #expect(throws: AccountStoreError.lastAdmin) { _ = try await store.updateUser(name: "root", role: "publisher", disabled: nil) }
+        await #expect(throws: AccountStoreError.lastAdmin) { _ = try await store.updateUser(name: "root", role: nil, disabled: true) }
+        #expect(try await store.user(name: "root") == UserRecord(name: "root", role: "admin", createdAt: Self.t0), "a refused change changes nothing")
+        _ = try await store.updateUser(name: "second", role: nil, disabled: false)
+        #expect(try await store.updateUser(name: "root", role: "publisher", disabled: nil).role == "publisher")
+    }
+
+    @Test(arguments: Kind.allCases)
     func tokens(kind: Kind) async throws {
         let (store, cleanup) = try await Self.makeStore(kind)
         defer { Task { await cleanup() } }
@@ -127,6 +146,15 @@ import Testing
             try await store.removeOwner(package: "xdp-filter", user: "carol")
         }
         #expect(try await store.owners(package: "xdp-filter") == ["bob"])
+
+        // Invitations stand only while whoever sent them owns the package.
+        try await store.invite(OwnerInvitation(package: "xdp-filter", user: "alice", invitedBy: "bob", createdAt: Self.t0))
+        #expect(try await store.answerInvitation(package: "xdp-filter", user: "alice", accept: true))
+        try await store.invite(OwnerInvitation(package: "xdp-filter", user: "carol", invitedBy: "alice", createdAt: Self.t0))
+        try await store.removeOwner(package: "xdp-filter", user: "alice")
+        #expect(try await store.invitations(package: "xdp-filter").isEmpty, "a removed owner's invitations go with it")
+        #expect(try await !store.answerInvitation(package: "xdp-filter", user: "carol", accept: true))
+        #expect(try await store.owners(package: "xdp-filter") == ["bob"])
     }
 
     /// Two publishers racing to create the same package: exactly one owns it.
@@ -172,6 +200,9 @@ import Testing
         if let sqlite = store as? SQLiteMetadataStore {
             await #expect(throws: (any Error).self) { try await sqlite.execute("UPDATE audit_log SET actor = 'mallory'") }
             await #expect(throws: (any Error).self) { try await sqlite.execute("DELETE FROM audit_log") }
+            await #expect(throws: (any Error).self) {
+                try await sqlite.execute("INSERT OR REPLACE INTO audit_log (id, at, action, outcome) VALUES (1, 0, 'forged', 'success')")
+            }
             #expect(try await store.audit(actor: "mallory", action: nil, offset: 0, limit: 10).total == 0)
             #expect(try await store.audit(actor: nil, action: nil, offset: 0, limit: 10).total == 5)
         }
