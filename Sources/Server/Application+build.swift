@@ -79,7 +79,7 @@ extension RegistryServer {
         let front = FrontCache(registry: registry, capacity: Int(clamping: configuration.answerCacheSize))
         PackageRoutes(registry: registry, configuration: configuration, metrics: metrics, front: front).add(to: router)
         DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
-        AccountRoutes(registry: registry).add(to: router)
+        AccountRoutes(registry: registry, configuration: configuration).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
 
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)

@@ -41,7 +41,7 @@ struct PackageRoutes: Sendable {
     }
 
     func principal(_ request: Request, _ context: RegistryRequestContext) async throws -> Principal? {
-        try await Authenticator(registry: registry).principal(request, context)
+        try await Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies)).principal(request, context)
     }
 
     // MARK: Publish

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import PackageFormat
 
 /// How `epr serve` runs. Values come from command-line flags, then `EPR_*` environment
@@ -28,6 +29,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Failed authentications from one address within ten minutes before it is locked out
     /// (for a minute, doubling with each lockout up to an hour); 0 turns the lockout off.
     public var authFailuresBeforeLockout = 20
+    /// Addresses of reverse proxies in front of the server, whose `X-Forwarded-For` header names
+    /// the client (for the audit log and the lockout); empty: the header is ignored.
+    public var trustedProxies: [String] = []
 
     public init() {}
 
@@ -42,6 +46,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"), ("answer_cache_size", "EPR_ANSWER_CACHE_SIZE"),
         ("threads", "EPR_THREADS"), ("token_requests_per_minute", "EPR_TOKEN_REQUESTS_PER_MINUTE"),
         ("publishes_per_hour", "EPR_PUBLISHES_PER_HOUR"), ("auth_failures_before_lockout", "EPR_AUTH_FAILURES_BEFORE_LOCKOUT"),
+        ("trusted_proxies", "EPR_TRUSTED_PROXIES"),
     ]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -56,6 +61,11 @@ public struct ServerConfiguration: Sendable, Equatable {
                 switch server[key]! {
                 case let .string(value): values[key] = value
                 case let .integer(value): values[key] = String(value)
+                case let .array(items) where key == "trusted_proxies":
+                    values[key] = try items.map { item -> String in
+                        guard case let .string(text) = item else { throw Invalid(description: "\(file): server.trusted_proxies must list strings") }
+                        return text
+                    }.joined(separator: ",")
                 case let other: throw Invalid(description: "\(file): server.\(key) must be a string or an integer, not \(other.typeName)")
                 }
             }
@@ -104,6 +114,13 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw Invalid(description: "\(key) \(text) is not a number from 0 to 1000000 (0 turns the limit off)")
             }
             configuration[keyPath: path] = number
+        }
+        if let proxies = values["trusted_proxies"] {
+            let list = proxies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for address in list where (try? SocketAddress(ipAddress: address, port: 0)) == nil {
+                throw Invalid(description: "trusted_proxies: \(address) is not an IP address")
+            }
+            configuration.trustedProxies = list
         }
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }

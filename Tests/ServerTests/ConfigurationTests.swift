@@ -39,6 +39,19 @@ import Testing
         #expect(fromFlags.port == 9200)
     }
 
+    @Test func trustedProxies() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("epr.toml")
+        try "[server]\ntrusted_proxies = [\"10.0.0.2\", \"::1\"]\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try ServerConfiguration.resolve(file: file.path, environment: [:], overrides: [:]).trustedProxies == ["10.0.0.2", "::1"])
+        #expect(try ServerConfiguration.resolve(file: nil, environment: ["EPR_TRUSTED_PROXIES": "10.0.0.2, 10.0.0.3"], overrides: [:])
+            .trustedProxies == ["10.0.0.2", "10.0.0.3"])
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration.resolve(file: nil, environment: ["EPR_TRUSTED_PROXIES": "proxy.example"], overrides: [:])
+        }
+    }
+
     @Test func cachesAndThreads() throws {
         let configuration = try ServerConfiguration.resolve(
             file: nil, environment: ["EPR_ANSWER_CACHE_SIZE": "8M", "EPR_BLOB_CACHE_SIZE": "0", "EPR_THREADS": "3"], overrides: [:])

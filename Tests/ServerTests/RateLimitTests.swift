@@ -4,7 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOConcurrencyHelpers
 @testable import Registry
-import Server
+@testable import Server
 import Testing
 
 /// Token buckets and lockouts, on a clock the test moves.
@@ -100,6 +100,40 @@ import Testing
             #expect(try await client.get("/api/v1/me", headers: wrong).status == .tooManyRequests, "and does not lift the lockout")
             let audit = try await accounts.audit(actor: nil, action: "auth", offset: 0, limit: 10)
             #expect(audit.items.contains { $0.detail?.contains("locked out") == true && $0.address == "127.0.0.1" })
+        }
+    }
+}
+
+/// Behind a trusted reverse proxy, clients are known by the address it forwards.
+@Suite struct ClientAddressTests {
+    @Test func forwardedForIsBelievedOnlyFromTrustedProxies() {
+        let trusted: Set<String> = ["10.0.0.2", "10.0.0.3"]
+        #expect(Authenticator.clientAddress(peer: "192.0.2.1", forwardedFor: ["203.0.113.9"], trusted: trusted) == "192.0.2.1")
+        #expect(Authenticator.clientAddress(peer: "10.0.0.2", forwardedFor: ["203.0.113.9"], trusted: trusted) == "203.0.113.9")
+        // A client's own claims sit further left; the nearest untrusted hop is the client.
+        #expect(Authenticator.clientAddress(peer: "10.0.0.2", forwardedFor: ["1.1.1.1, 203.0.113.9", "10.0.0.3"], trusted: trusted)
+                == "203.0.113.9")
+        #expect(Authenticator.clientAddress(peer: "10.0.0.2", forwardedFor: [], trusted: trusted) == "10.0.0.2")
+        #expect(Authenticator.clientAddress(peer: nil, forwardedFor: ["203.0.113.9"], trusted: trusted) == nil)
+    }
+
+    @Test func eachClientBehindTheProxyHasItsOwnLockout() async throws {
+        let registry = try await TestRegistry.make {
+            $0.authFailuresBeforeLockout = 2
+            $0.trustedProxies = ["127.0.0.1"]
+        }
+        let accounts = registry.server.registry.accounts
+        try await registry.run(.live) { client in
+            func wrong(from address: String) async throws -> Int {
+                try await client.get("/api/v1/me", headers: [.authorization: "Bearer epr_wrongwrongwrongwrongwrongwrongwrongwrongwro",
+                                                             HTTPField.Name("X-Forwarded-For")!: address]).status.code
+            }
+            #expect(try await wrong(from: "203.0.113.9") == 401)
+            #expect(try await wrong(from: "203.0.113.9") == 401)
+            #expect(try await wrong(from: "203.0.113.9") == 429)
+            #expect(try await wrong(from: "198.51.100.7") == 401, "another client behind the same proxy is not locked out")
+            let audit = try await accounts.audit(actor: nil, action: "auth", offset: 0, limit: 10).items
+            #expect(Set(audit.compactMap(\.address)) == ["203.0.113.9", "198.51.100.7"])
         }
     }
 }
