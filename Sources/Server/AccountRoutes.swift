@@ -10,7 +10,7 @@ import Storage
 /// tokens, package owners, and the audit log (admins).
 struct AccountRoutes: Sendable {
     let registry: RegistryService
-    let configuration: ServerConfiguration
+    let authenticator: Authenticator
 
     func add(to router: Router<RegistryRequestContext>) {
         let api = router.group("api/v1")
@@ -31,7 +31,7 @@ struct AccountRoutes: Sendable {
     }
 
     func principal(_ request: Request, _ context: RegistryRequestContext) async throws -> Principal? {
-        try await Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies)).principal(request, context)
+        try await authenticator.principal(request, context)
     }
 
     /// Decodes a JSON body of at most 64 KiB, or says what is wrong with it.

@@ -77,9 +77,10 @@ extension RegistryServer {
         OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
         let blobCache = MemoryCache<SHA256Digest>(capacity: Int(configuration.blobCacheSize), largestEntry: 8 << 20)
         let front = FrontCache(registry: registry, capacity: Int(clamping: configuration.answerCacheSize))
-        PackageRoutes(registry: registry, configuration: configuration, metrics: metrics, front: front).add(to: router)
+        let authenticator = Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies))
+        PackageRoutes(registry: registry, configuration: configuration, authenticator: authenticator, metrics: metrics, front: front).add(to: router)
         DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
-        AccountRoutes(registry: registry, configuration: configuration).add(to: router)
+        AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
 
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)

@@ -12,6 +12,7 @@ import Storage
 struct PackageRoutes: Sendable {
     let registry: RegistryService
     let configuration: ServerConfiguration
+    let authenticator: Authenticator
     let metrics: ServerMetrics
     /// Whole answers for the event loops to repeat (see ``FrontCache``).
     let front: FrontCache
@@ -41,7 +42,7 @@ struct PackageRoutes: Sendable {
     }
 
     func principal(_ request: Request, _ context: RegistryRequestContext) async throws -> Principal? {
-        try await Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies)).principal(request, context)
+        try await authenticator.principal(request, context)
     }
 
     // MARK: Publish

@@ -164,20 +164,13 @@ extension SQLiteMetadataStore: AccountStore {
     }
 
     public func removeOwner(package canonical: String, user: String) async throws {
-        try await writeLock.withLock { [writer] in
-            _ = try await writer.query("BEGIN IMMEDIATE")
-            do {
-                let owners = try await writer.query("SELECT user FROM owners WHERE canonical = ?", [.text(canonical)])
-                    .compactMap { $0.column("user")?.string }
-                guard owners.contains(user) else { throw AccountStoreError.notOwner(user: user, package: canonical) }
-                guard owners.count > 1 else { throw AccountStoreError.lastOwner(canonical) }
-                _ = try await writer.query("DELETE FROM owners WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
-                _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND invited_by = ?", [.text(canonical), .text(user)])
-                _ = try await writer.query("COMMIT")
-            } catch {
-                _ = try? await writer.query("ROLLBACK")
-                throw error
-            }
+        try await transaction { writer in
+            let owners = try await writer.query("SELECT user FROM owners WHERE canonical = ?", [.text(canonical)])
+                .compactMap { $0.column("user")?.string }
+            guard owners.contains(user) else { throw AccountStoreError.notOwner(user: user, package: canonical) }
+            guard owners.count > 1 else { throw AccountStoreError.lastOwner(canonical) }
+            _ = try await writer.query("DELETE FROM owners WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
+            _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND invited_by = ?", [.text(canonical), .text(user)])
         }
     }
 

@@ -207,8 +207,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     private func update(_ sql: String, _ binds: [SQLiteData]) async throws {
         try await writeLock.withLock { [writer] in
             _ = try await writer.query(sql, binds)
-            let changed = try await writer.query("SELECT changes() AS n").first?.column("n")?.integer ?? 0
-            guard changed > 0 else { throw MetadataStoreError.notFound }
+            guard try await Self.changes(writer) > 0 else { throw MetadataStoreError.notFound }
         }
     }
 
