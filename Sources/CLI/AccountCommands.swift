@@ -88,7 +88,8 @@ struct TokenCommand: AsyncParsableCommand {
 
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Manage users (admins).", subcommands: [Create.self, List.self, Set.self])
+        commandName: "user", abstract: "Manage users (admins).",
+        subcommands: [Create.self, List.self, Set.self, ResetPassword.self, Invite.self, Invitations.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user.")

@@ -12,6 +12,9 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "An API token (EPR_TOKEN).")
     var token: String?
 
+    @Option(help: "PEM certificates of the authorities to trust for an https registry, instead of the system's (EPR_CA_BUNDLE).")
+    var caBundle: String?
+
     @Flag(help: "Print data as JSON.")
     var json = false
 
@@ -31,7 +34,13 @@ struct ClientOptions: ParsableArguments {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
             throw ValidationError("the registry URL must start with http:// or https://")
         }
-        return RegistryClient(baseURL: url, token: token ?? variable("EPR_TOKEN") ?? file["token"])
+        let token = token ?? variable("EPR_TOKEN") ?? file["token"]
+        guard let bundle = caBundle ?? variable("EPR_CA_BUNDLE") ?? file["ca_bundle"] else { return RegistryClient(baseURL: url, token: token) }
+        do {
+            return RegistryClient(baseURL: url, token: token, http: try HTTPClients.trusting(bundle: bundle))
+        } catch {
+            throw ValidationError("the CA bundle \(bundle) cannot be used: \(error)")
+        }
     }
 }
 

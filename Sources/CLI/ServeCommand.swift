@@ -29,12 +29,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "A TOML config file with a [server] table (EPR_CONFIG).")
     var config: String?
 
+    @Option(help: "A PEM certificate chain: with --tls-key, serve HTTPS only (EPR_TLS_CERTIFICATE).")
+    var tlsCertificate: String?
+
+    @Option(help: "The PEM private key of --tls-certificate (EPR_TLS_KEY).")
+    var tlsKey: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         var overrides: [String: String] = [:]
         if let data { overrides["data"] = data }
         if let host { overrides["host"] = host }
         if let port { overrides["port"] = String(port) }
+        if let tlsCertificate { overrides["tls_certificate"] = tlsCertificate }
+        if let tlsKey { overrides["tls_key"] = tlsKey }
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.resolve(file: config ?? environment["EPR_CONFIG"], environment: environment,

@@ -48,6 +48,9 @@ public struct Principal: Sendable, Equatable {
     public var address: String?
     /// When the token in use expires; tokens it creates expire no later.
     public var tokenExpiresAt: Date?
+    /// Why this principal may only read and look after its own account for now (an admin who
+    /// signed in without the second factor its role requires).
+    public var restriction: String?
 
     public init(name: String, role: Role, tokenID: String? = nil, scopes: Set<Scope>? = nil, packages: [String] = [],
                 address: String? = nil, tokenExpiresAt: Date? = nil) {
@@ -124,6 +127,7 @@ public struct AuthorizationPolicy: Sendable {
     public func authorize(_ action: Action, for principal: Principal?, owners: [String]? = nil) throws(RegistryError) {
         if case .read = action { return }
         guard let principal else { throw .unauthenticated }
+        if let restriction = principal.restriction, action != .readSelf { throw .forbidden(restriction) }
         func need(_ scope: Principal.Scope) throws(RegistryError) {
             guard principal.scopes.contains(scope) else {
                 if !principal.role.scopes.contains(scope) {

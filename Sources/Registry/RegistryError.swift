@@ -27,6 +27,17 @@ public enum RegistryError: Error, Sendable, Equatable {
     case invitationNotFound(String)
     /// Too many requests: try again after this many seconds.
     case rateLimited(retryAfter: Int, reason: String)
+    /// Wrong user name, password or second factor (the reason is for the log, not the client).
+    case signInFailed(String)
+    /// The password was right; the account also needs a code from its authenticator.
+    case secondFactorRequired
+    case invalidPassword(String)
+    case registrationClosed
+    case signupInvitationInvalid
+    case sessionNotFound(String)
+    /// An OpenID Connect sign-in that cannot be accepted, with why.
+    case externalSignInFailed(String)
+    case invalidRequest(String)
 
     public var code: String {
         switch self {
@@ -53,6 +64,14 @@ public enum RegistryError: Error, Sendable, Equatable {
         case .ownerConflict: "owner-conflict"
         case .invitationNotFound: "invitation-not-found"
         case .rateLimited: "rate-limited"
+        case .signInFailed: "sign-in-failed"
+        case .secondFactorRequired: "second-factor-required"
+        case .invalidPassword: "invalid-password"
+        case .registrationClosed: "registration-closed"
+        case .signupInvitationInvalid: "signup-invitation-invalid"
+        case .sessionNotFound: "session-not-found"
+        case .externalSignInFailed: "external-sign-in-failed"
+        case .invalidRequest: "invalid-request"
         }
     }
 
@@ -83,6 +102,14 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .ownerConflict(reason): reason
         case let .invitationNotFound(name): "there is no invitation to own \(name)"
         case let .rateLimited(seconds, reason): "\(reason); try again in \(seconds) seconds"
+        case .signInFailed: "wrong user name, password or code"
+        case .secondFactorRequired: "this account also needs a code from its authenticator app (otp) or a recovery code"
+        case let .invalidPassword(reason): reason
+        case .registrationClosed: "this registry does not take registrations; ask an admin for an invitation"
+        case .signupInvitationInvalid: "the invitation code is unknown, used or expired"
+        case let .sessionNotFound(id): "there is no session \(id)"
+        case let .externalSignInFailed(reason): "the sign-in was refused: \(reason)"
+        case let .invalidRequest(reason): reason
         }
     }
 }

@@ -11,9 +11,11 @@ public struct RegistryService: Sendable {
     public let metadata: any MetadataStore
     public let blobs: any BlobStore
     public let accounts: any AccountStore
+    public let credentials: any CredentialStore
     public var inspector: PackageInspector
     public var policy = AuthorizationPolicy()
     public var limits = RateLimits()
+    public var signIn = SignInSettings()
     let logger: Logger
     let cache = VersionCache()
 
@@ -24,10 +26,11 @@ public struct RegistryService: Sendable {
     /// Tokens whose last use was recorded recently, so that requests do not each write it.
     let tokenUses = TokenUses()
 
-    public init(metadata: any MetadataStore, accounts: any AccountStore, blobs: any BlobStore, inspector: PackageInspector = PackageInspector(),
-                logger: Logger) {
+    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore, blobs: any BlobStore,
+                inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.accounts = accounts
+        self.credentials = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger

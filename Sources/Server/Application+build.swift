@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOPosix
+import NIOSSL
 import PackageFormat
 import Registry
 import Storage
@@ -47,6 +48,7 @@ extension RegistryServer {
         var registry = RegistryService(metadata: metadata, accounts: metadata, blobs: blobs, logger: logger)
         registry.limits = RateLimits(tokenRequestsPerMinute: configuration.tokenRequestsPerMinute, publishesPerHour: configuration.publishesPerHour,
                                      authFailuresBeforeLockout: configuration.authFailuresBeforeLockout)
+        registry.signIn = configuration.signInSettings
         _ = try await registry.sweep()
 
         var generated: String?
@@ -69,27 +71,40 @@ extension RegistryServer {
             if supplied != nil { logger.info("an admin exists already; EPR_ADMIN_TOKEN is only used on first start") }
         }
 
+        let tls: NIOSSLContext?
+        do {
+            tls = try configuration.tlsCertificate.map { try TransportSecurity.context(certificate: $0, key: configuration.tlsKey ?? "") }
+        } catch {
+            try? await metadata.close()
+            close(lock)
+            throw error
+        }
+        let securityHeaders = TransportSecurity.headers(tls: tls != nil, hstsMaxAge: configuration.hstsMaxAge)
         let metrics = ServerMetrics()
         // HEAD is answered wherever GET is, with the same headers and no body.
         let router = Router(context: RegistryRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
+        router.add(middleware: SecurityHeadersMiddleware(fields: securityHeaders))
         router.add(middleware: ProblemMiddleware())
         OperationsRoutes(registry: registry, metrics: metrics).add(to: router)
         let blobCache = MemoryCache<SHA256Digest>(capacity: Int(configuration.blobCacheSize), largestEntry: 8 << 20)
         let front = FrontCache(registry: registry, capacity: Int(clamping: configuration.answerCacheSize))
-        let authenticator = Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies))
+        let authenticator = Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies),
+                                          cookies: SessionCookies(secure: configuration.secureCookies, lifetime: TimeInterval(configuration.sessionHours) * 3600))
         PackageRoutes(registry: registry, configuration: configuration, authenticator: authenticator, metrics: metrics, front: front).add(to: router)
         DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
 
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let application = Application(
             router: router,
-            server: .registry(cache: front, metrics: metrics, serverName: Self.serverName),
+            server: .registry(cache: front, metrics: metrics, serverName: Self.serverName, tls: tls, extraHeaders: securityHeaders),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             onServerRunning: { channel in
-                logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                                                      "scheme": "\(tls == nil ? "http" : "https")"])
             },
             eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)

@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 
 /// The HTTP/1 connection of `epr serve`: Hummingbird's, with ``FrontCacheHandler`` placed right
 /// after the HTTP/1 parser so that repeated reads are answered before any conversion or routing.
@@ -18,9 +19,14 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
     let cache: FrontCache
     let metrics: ServerMetrics
     let serverName: String
+    /// TLS, when configured: answers are encrypted, so blobs go through memory, not `sendfile`.
+    let tls: NIOSSLContext?
+    /// Fields every answer from the cache carries (the router's middleware adds them to its own).
+    let extraHeaders: HTTPFields
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
             // The parser and the response encoder, not paired: answers sent from the cache pass
             // below the encoder, so it must not match responses to the requests it saw (paired,
             // it would take a later response for the answer to an earlier HEAD and drop its
@@ -31,8 +37,9 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
                 HTTPResponseEncoder(configuration: .init()),
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits)),
             ])
-            try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics, serverName: serverName))
-            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics, serverName: serverName,
+                                                                             extraHeaders: extraHeaders, sendfile: tls == nil))
+            try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: tls != nil))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
@@ -54,9 +61,10 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1 with the answer cache in front of the router.
-    static func registry(cache: FrontCache, metrics: ServerMetrics, serverName: String) -> HTTPServerBuilder {
+    static func registry(cache: FrontCache, metrics: ServerMetrics, serverName: String, tls: NIOSSLContext? = nil,
+                         extraHeaders: HTTPFields = [:]) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics, serverName: serverName)
+            RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics, serverName: serverName, tls: tls, extraHeaders: extraHeaders)
         }
     }
 }
@@ -113,10 +121,15 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request counters by status and method, looked up once per connection.
     private var counters: [Int: Prometheus.Counter] = [:]
 
-    init(cache: FrontCache, metrics: ServerMetrics, serverName: String = "epr") {
+    /// Whether blob bodies may go out with `sendfile` (not under TLS: those answers are left
+    /// to the router, which reads the file through the encryption).
+    private let sendfile: Bool
+
+    init(cache: FrontCache, metrics: ServerMetrics, serverName: String = "epr", extraHeaders: HTTPFields = [:], sendfile: Bool = true) {
         self.cache = cache
         self.metrics = metrics
-        self.date = HTTPDate(serverName: serverName)
+        self.date = HTTPDate(serverName: serverName, extraHeaders: extraHeaders)
+        self.sendfile = sendfile
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -189,6 +202,7 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
               let key = FrontCache.key(for: request), let entry = cache.lookup(key: key) else { return nil }
         let head = request.method == .HEAD
         guard case let .file(path, length) = entry.body else { return Answer(entry: entry, head: head, file: nil, start: .now) }
+        guard sendfile else { return nil }
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         var status = stat()
@@ -261,23 +275,26 @@ final class FrontCacheHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// The `Date` and `Server` fields that end every answer's head, formatted at most once a second.
+/// The `Date` and `Server` fields (and any fields every answer carries) that end every
+/// answer's head, formatted at most once a second.
 struct HTTPDate {
     let serverName: String
+    private let extra: String
     private var second = -1
     private var buffer = ByteBuffer()
 
-    init(serverName: String) {
+    init(serverName: String, extraHeaders: HTTPFields = [:]) {
         self.serverName = serverName
+        self.extra = extraHeaders.map { "\($0.name.rawName): \($0.value)\r\n" }.joined()
     }
 
-    /// `Date: <IMF-fixdate>\r\nServer: <name>\r\n\r\n`
+    /// `Date: <IMF-fixdate>\r\nServer: <name>\r\n<extra fields>\r\n`
     mutating func trailer() -> ByteBuffer {
         var seconds = time(nil)
         guard seconds != second else { return buffer }
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        buffer = ByteBuffer(string: "Date: \(Self.format(parts))\r\nServer: \(serverName)\r\n\r\n")
+        buffer = ByteBuffer(string: "Date: \(Self.format(parts))\r\nServer: \(serverName)\r\n\(extra)\r\n")
         second = seconds
         return buffer
     }

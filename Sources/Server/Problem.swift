@@ -38,13 +38,13 @@ struct Problem: Error, Encodable, Sendable {
 
     init(_ error: RegistryError) {
         let status: HTTPResponse.Status = switch error {
-        case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken: .badRequest
+        case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken, .invalidRequest: .badRequest
         case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound,
-             .userNotFound, .tokenNotFound, .invitationNotFound: .notFound
+             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound: .notFound
         case .versionExists, .userExists, .ownerConflict: .conflict
-        case .invalidPackage, .archiveRefused: .unprocessableContent
-        case .unauthenticated: .unauthorized
-        case .forbidden: .forbidden
+        case .invalidPackage, .archiveRefused, .invalidPassword: .unprocessableContent
+        case .unauthenticated, .signInFailed, .secondFactorRequired, .externalSignInFailed: .unauthorized
+        case .forbidden, .registrationClosed, .signupInvitationInvalid: .forbidden
         case .rateLimited: .tooManyRequests
         }
         var findings: [Finding]?

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import PackageFormat
+import Registry
 
 /// How `epr serve` runs. Values come from command-line flags, then `EPR_*` environment
 /// variables, then a TOML config file, then the defaults (docs/configuration.md).
@@ -32,6 +33,26 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Addresses of reverse proxies in front of the server, whose `X-Forwarded-For` header names
     /// the client (for the audit log and the lockout); empty: the header is ignored.
     public var trustedProxies: [String] = []
+    /// Who may register: `closed` (admins create users), `invitation` (with an admin's
+    /// invitation code) or `open` (anyone, as a user).
+    public var registration = "invitation"
+    /// The bcrypt cost of password hashes (4 to 31): each step doubles the work.
+    public var passwordCost = 12
+    /// Roles that must enrol a second factor before acting beyond their own account.
+    public var twoFactorRoles = ["admin", "reviewer"]
+    /// Hours a web session lasts after sign-in.
+    public var sessionHours = 168
+    /// Failed sign-ins for one account within fifteen minutes before it is locked out (with
+    /// the same backoff as addresses); 0 turns the lockout off.
+    public var signInFailuresBeforeLockout = 10
+    /// Whether session cookies are marked Secure (sent only over HTTPS, and to localhost).
+    public var secureCookies = true
+    /// PEM files of the certificate chain and its private key: with both, the server speaks
+    /// only HTTPS (TLS 1.2 and 1.3, forward-secret AEAD ciphers).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// Seconds of `Strict-Transport-Security` sent over HTTPS; 0 sends none.
+    public var hstsMaxAge = 31_536_000
 
     public init() {}
 
@@ -46,7 +67,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("blob_cache_size", "EPR_BLOB_CACHE_SIZE"), ("answer_cache_size", "EPR_ANSWER_CACHE_SIZE"),
         ("threads", "EPR_THREADS"), ("token_requests_per_minute", "EPR_TOKEN_REQUESTS_PER_MINUTE"),
         ("publishes_per_hour", "EPR_PUBLISHES_PER_HOUR"), ("auth_failures_before_lockout", "EPR_AUTH_FAILURES_BEFORE_LOCKOUT"),
-        ("trusted_proxies", "EPR_TRUSTED_PROXIES"),
+        ("trusted_proxies", "EPR_TRUSTED_PROXIES"), ("registration", "EPR_REGISTRATION"), ("password_cost", "EPR_PASSWORD_COST"),
+        ("two_factor_roles", "EPR_TWO_FACTOR_ROLES"), ("session_hours", "EPR_SESSION_HOURS"),
+        ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
+        ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
     ]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -61,9 +85,10 @@ public struct ServerConfiguration: Sendable, Equatable {
                 switch server[key]! {
                 case let .string(value): values[key] = value
                 case let .integer(value): values[key] = String(value)
-                case let .array(items) where key == "trusted_proxies":
+                case let .boolean(value): values[key] = String(value)
+                case let .array(items) where key == "trusted_proxies" || key == "two_factor_roles":
                     values[key] = try items.map { item -> String in
-                        guard case let .string(text) = item else { throw Invalid(description: "\(file): server.trusted_proxies must list strings") }
+                        guard case let .string(text) = item else { throw Invalid(description: "\(file): server.\(key) must list strings") }
                         return text
                     }.joined(separator: ",")
                 case let other: throw Invalid(description: "\(file): server.\(key) must be a string or an integer, not \(other.typeName)")
@@ -122,11 +147,66 @@ public struct ServerConfiguration: Sendable, Equatable {
             }
             configuration.trustedProxies = list
         }
+        try applySignIn(values, to: &configuration)
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
             configuration.shutdownGracePeriod = seconds
         }
         return configuration
+    }
+
+    /// The sign-in rules the registry applies.
+    public var signInSettings: SignInSettings {
+        var settings = SignInSettings()
+        settings.registration = SignInSettings.Registration(rawValue: registration) ?? .invitation
+        settings.passwords = PasswordHasher(cost: passwordCost)
+        settings.twoFactorRoles = Set(twoFactorRoles.compactMap(Principal.Role.init(rawValue:)))
+        settings.sessionLifetime = TimeInterval(sessionHours) * 3600
+        settings.accountLockout = signInFailuresBeforeLockout > 0 ? Lockout(threshold: signInFailuresBeforeLockout, window: .seconds(900)) : nil
+        return settings
+    }
+
+    static func applySignIn(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
+        if let mode = values["registration"] {
+            guard ["closed", "invitation", "open"].contains(mode) else { throw Invalid(description: "registration \(mode) is not one of closed, invitation, open") }
+            configuration.registration = mode
+        }
+        if let text = values["password_cost"] {
+            guard let cost = Int(text), (4...31).contains(cost) else { throw Invalid(description: "password_cost \(text) is not a bcrypt cost from 4 to 31") }
+            configuration.passwordCost = cost
+        }
+        if let text = values["two_factor_roles"] {
+            let roles = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for role in roles where !["admin", "reviewer", "publisher", "user"].contains(role) {
+                throw Invalid(description: "two_factor_roles: \(role) is not a role (admin, reviewer, publisher, user)")
+            }
+            configuration.twoFactorRoles = roles
+        }
+        if let text = values["session_hours"] {
+            guard let hours = Int(text), (1...8784).contains(hours) else { throw Invalid(description: "session_hours \(text) is not a number from 1 to 8784") }
+            configuration.sessionHours = hours
+        }
+        if let text = values["sign_in_failures_before_lockout"] {
+            guard let count = Int(text), (0...1_000_000).contains(count) else {
+                throw Invalid(description: "sign_in_failures_before_lockout \(text) is not a number from 0 to 1000000 (0 turns the lockout off)")
+            }
+            configuration.signInFailuresBeforeLockout = count
+        }
+        configuration.tlsCertificate = values["tls_certificate"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.tlsKey = values["tls_key"].flatMap { $0.isEmpty ? nil : $0 }
+        if (configuration.tlsCertificate == nil) != (configuration.tlsKey == nil) {
+            throw Invalid(description: "tls_certificate and tls_key go together: give both or neither")
+        }
+        if let text = values["hsts_max_age"] {
+            guard let seconds = Int(text), (0...(2 * 31_536_000)).contains(seconds) else {
+                throw Invalid(description: "hsts_max_age \(text) is not a number of seconds from 0 to 63072000")
+            }
+            configuration.hstsMaxAge = seconds
+        }
+        if let text = values["secure_cookies"] {
+            guard let flag = Bool(text) else { throw Invalid(description: "secure_cookies \(text) is not true or false") }
+            configuration.secureCookies = flag
+        }
     }
 
     /// "1048576", "512K", "100M", "2G".

@@ -93,6 +93,33 @@ public final class SQLiteMetadataStore: MetadataStore {
             BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
             """,
         ],
+        // Sign-in: passwords and second factors, sessions, sign-up invitations, linked
+        // OpenID Connect identities.
+        [
+            """
+            CREATE TABLE credentials (user TEXT PRIMARY KEY REFERENCES users(name), password_hash TEXT, password_changed_at REAL,
+                totp_secret TEXT, totp_enabled INTEGER NOT NULL DEFAULT 0, totp_last_step INTEGER NOT NULL DEFAULT 0)
+            """,
+            """
+            CREATE TABLE recovery_codes (user TEXT NOT NULL REFERENCES users(name), hash TEXT NOT NULL, used_at REAL,
+                PRIMARY KEY (user, hash))
+            """,
+            """
+            CREATE TABLE sessions (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, user TEXT NOT NULL REFERENCES users(name),
+                csrf TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL, last_seen_at REAL NOT NULL, address TEXT,
+                method TEXT NOT NULL)
+            """,
+            "CREATE INDEX sessions_user ON sessions(user)",
+            """
+            CREATE TABLE signup_invitations (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, created_by TEXT NOT NULL,
+                created_at REAL NOT NULL, expires_at REAL NOT NULL, used_by TEXT, used_at REAL)
+            """,
+            """
+            CREATE TABLE identities (issuer TEXT NOT NULL, subject TEXT NOT NULL, user TEXT NOT NULL REFERENCES users(name),
+                provider TEXT NOT NULL, email TEXT, linked_at REAL NOT NULL, PRIMARY KEY (issuer, subject))
+            """,
+            "CREATE INDEX identities_user ON identities(user)",
+        ],
     ]
 
     public func migrate() async throws {

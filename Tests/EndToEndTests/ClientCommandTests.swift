@@ -151,4 +151,59 @@ import Testing
         let (deniedStatus, denied) = try epr(token: alice, "audit")
         #expect(deniedStatus == 1 && denied.contains("[forbidden]"))
     }
+
+    /// Registering with an invitation, `epr login` saving a token in the config file, a
+    /// password change, `epr logout` revoking the token.
+    @Test func signInThroughTheCommandLine() async throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_PASSWORD_COST": "4"])
+        defer { server.stop() }
+        let config = directory.appendingPathComponent("home/config.toml")
+        try FileManager.default.createDirectory(at: config.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try "# my settings\n[client]\nregistry = \"http://old.example\"\n\n[other]\nkeep = \"me\"\n".write(to: config, atomically: true, encoding: .utf8)
+        func epr(token: String? = nil, input: String? = nil, _ arguments: String...) throws -> (status: Int32, output: String) {
+            try Fixtures.run("/usr/bin/env", ["EPR_CONFIG=\(config.path)", "EPR_REGISTRY=\(server.baseURL)"] + (token.map { ["EPR_TOKEN=\($0)"] } ?? [])
+                             + [Fixtures.eprBinary] + arguments, input: input)
+        }
+        let password = "carol's long passphrase", newPassword = "carol's newer passphrase"
+        Fixtures.recordSecret(password)
+        Fixtures.recordSecret(newPassword)
+
+        let (inviteStatus, invite) = try epr(token: ServerProcess.token, "user", "invite", "--role", "publisher")
+        #expect(inviteStatus == 0, "\(invite)")
+        let code = try #require(invite.split(separator: "\n").map(String.init).first { $0.hasPrefix("epri_") })
+        Fixtures.recordSecret(code)
+        let (closedStatus, closed) = try epr(input: password + "\n", "register", "carol", "--password-stdin")
+        #expect(closedStatus == 1 && closed.contains("[registration-closed]"), "\(closed)")
+        let (registered, registerOutput) = try epr(input: password + "\n", "register", "carol", "--invitation", code, "--password-stdin")
+        #expect(registered == 0 && registerOutput.contains("registered carol (publisher)"), "\(registerOutput)")
+
+        let (wrongStatus, wrong) = try epr(input: "not carol's password\n", "login", "--user", "carol", "--password-stdin")
+        #expect(wrongStatus == 1 && wrong.contains("[sign-in-failed]"), "\(wrong)")
+        let (loginStatus, login) = try epr(input: password + "\n", "login", "--user", "carol", "--password-stdin")
+        #expect(loginStatus == 0 && login.contains("signed in as carol"), "\(login)")
+        let saved = try String(contentsOf: config, encoding: .utf8)
+        #expect(saved.contains("# my settings") && saved.contains("[other]\nkeep = \"me\""), "the rest of the file stays: \(saved)")
+        #expect(saved.contains("registry = \"\(server.baseURL)\"") && !saved.contains("old.example"))
+        let token = try #require(saved.split(separator: "\n").first { $0.hasPrefix("token = ") }).dropFirst(9).dropLast()
+        Fixtures.recordSecret(String(token))
+        let mode = try FileManager.default.attributesOfItem(atPath: config.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let (_, whoami) = try epr("whoami")
+        #expect(whoami.contains("carol (publisher)") && whoami.contains("publish-new"), "\(whoami)")
+
+        let (changed, changeOutput) = try epr(input: password + "\n" + newPassword + "\n", "password", "--password-stdin")
+        #expect(changed == 0, "\(changeOutput)")
+        #expect(try epr(input: password + "\n", "login", "--user", "carol", "--password-stdin", "--print").status == 1)
+        let (printed, printOutput) = try epr(input: newPassword + "\n", "login", "--user", "carol", "--password-stdin", "--print")
+        #expect(printed == 0 && printOutput.hasPrefix("epr_"))
+        Fixtures.recordSecret(printOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        let (outStatus, out) = try epr("logout")
+        #expect(outStatus == 0 && out.contains("signed out carol"), "\(out)")
+        #expect(try !String(contentsOf: config, encoding: .utf8).contains("token ="))
+        let (revokedStatus, revoked) = try epr(token: String(token), "whoami")
+        #expect(revokedStatus == 1 && revoked.contains("[unauthenticated]"), "the token is revoked, not only forgotten: \(revoked)")
+    }
 }

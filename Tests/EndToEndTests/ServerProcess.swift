@@ -12,15 +12,19 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
     private(set) var process: Process
     private(set) var port = 0
     private let log: URL
+    let environment: [String: String]
+    let arguments: [String]
 
-    init(data: URL) throws {
+    init(data: URL, environment: [String: String] = [:], arguments: [String] = []) throws {
         self.data = data
+        self.environment = environment
+        self.arguments = arguments
         log = data.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString).log")
         process = Process()
         try start()
     }
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURL: String { (arguments.contains("--tls-certificate") ? "https" : "http") + "://127.0.0.1:\(port)" }
 
     /// Starts the binary and waits until it logs the port it listens on.
     func start() throws {
@@ -28,8 +32,9 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         let output = try FileHandle(forWritingTo: log)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Fixtures.eprBinary)
-        process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"]
+        process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0"]) { $1 }
+            .merging(environment) { $1 }
         process.standardError = output
         process.standardOutput = output
         try process.run()
@@ -53,6 +58,7 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         guard process.isRunning else { return }
         Foundation.kill(process.processIdentifier, signal)
         process.waitUntilExit()
+        Fixtures.keepLog(log, name: "epr-serve")
     }
 
     func stop() { kill(signal: SIGTERM) }

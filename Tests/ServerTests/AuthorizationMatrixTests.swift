@@ -61,6 +61,9 @@ import Testing
         }
     }
 
+    /// The current session: a bearer token is not one.
+    static func cookieOnly(_ caller: Caller) -> Outcome { .unauthenticated }
+
     /// Revoking another user's token: only admins see it exists.
     static func revokeOthers(_ caller: Caller) -> Outcome {
         switch caller {
@@ -93,6 +96,14 @@ import Testing
         "GET /api/v1/tokens": signedIn, "POST /api/v1/tokens": signedIn, "DELETE /api/v1/tokens/{id}": revokeOthers,
         "GET /api/v1/users": admins, "POST /api/v1/users": admins, "PATCH /api/v1/users/{user}": admins,
         "GET /api/v1/audit": admins,
+        // Signing in: open to all (credentials are the body); the current session only by its cookie.
+        "POST /api/v1/session": everyone, "POST /api/v1/session/token": everyone, "POST /api/v1/registrations": everyone,
+        "GET /api/v1/session": cookieOnly, "DELETE /api/v1/session": cookieOnly,
+        "GET /api/v1/me/sessions": signedIn, "DELETE /api/v1/me/sessions/{id}": signedIn, "PUT /api/v1/me/password": signedIn,
+        "GET /api/v1/me/totp": signedIn, "POST /api/v1/me/totp": signedIn, "POST /api/v1/me/totp/confirm": signedIn,
+        "POST /api/v1/me/totp/remove": signedIn,
+        "GET /api/v1/signup-invitations": admins, "POST /api/v1/signup-invitations": admins,
+        "POST /api/v1/users/{user}/password-reset": admins,
     ]
 
     @Test func everyRouteHasAPolicyAndKeepsIt() async throws {

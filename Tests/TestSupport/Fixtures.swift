@@ -13,6 +13,29 @@ public enum Fixtures {
     /// Every example package directory.
     public static let examplePackages = ["xdp-port-filter", "tc-egress-marker", "exec-tracker", "xdp-proto-counter"]
 
+    /// Where the test command collects server logs and the secrets tests used, so that a last
+    /// check can prove no secret reached a log (`EPR_TEST_LOG_DIR`; nil when not collecting).
+    public static var logDirectory: URL? {
+        ProcessInfo.processInfo.environment["EPR_TEST_LOG_DIR"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+    }
+
+    /// Notes a secret a test gave the server (a password, a token), for the log check.
+    public static func recordSecret(_ secret: String) {
+        guard let directory = logDirectory else { return }
+        let path = directory.appendingPathComponent("secrets.txt").path
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let line = Array((secret + "\n").utf8)
+        _ = write(fd, line, line.count)
+    }
+
+    /// Keeps a copy of a server log for the log check.
+    public static func keepLog(_ log: URL, name: String) {
+        guard let directory = logDirectory else { return }
+        try? FileManager.default.copyItem(at: log, to: directory.appendingPathComponent("\(name)-\(UUID().uuidString).log"))
+    }
+
     /// A new empty directory, removed by the caller.
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("epr-test-\(UUID().uuidString)")
@@ -29,14 +52,18 @@ public enum Fixtures {
     ]
 
     /// Runs a command, returning its exit status and standard output and error combined.
-    public static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    public static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        let stdin = Pipe()
+        process.standardInput = stdin
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try? stdin.fileHandleForWriting.close()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
