@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
-# (the BPF toolchain, bpftool, zlib), mounts the BPF filesystem, builds and runs every test.
+# (the BPF toolchain, bpftool, zlib, an OpenID Connect provider), mounts the BPF filesystem,
+# builds and runs every test, then checks that no secret reached any log of the run.
 # Needs root (or sudo) for the installs and for loading programs into the kernel verifier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-bpf-toolchain.sh
+python3 -m pip install --quiet --disable-pip-version-check "oidc-provider-mock==0.3.4" "Authlib==1.9.10"
 
 as_root=()
 [[ $(id -u) -eq 0 ]] || as_root=(sudo)
@@ -13,5 +15,12 @@ if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
   "${as_root[@]}" mount -t bpf bpf /sys/fs/bpf
 fi
 
+# Server logs and the secrets tests used are collected here for the last check.
+logs=$(mktemp -d /tmp/epr-test-logs.XXXXXX)
+python3 scripts/scan-logs.py --self-test
+
 swift build --build-tests
-"${as_root[@]}" env "PATH=$PATH" swift test --skip-build
+status=0
+"${as_root[@]}" env "PATH=$PATH" "EPR_TEST_LOG_DIR=$logs" swift test --skip-build 2>&1 | tee "$logs/swift-test.log" || status=$?
+python3 scripts/scan-logs.py "$logs" || status=1
+exit "$status"

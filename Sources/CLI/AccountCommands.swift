@@ -141,7 +141,7 @@ struct UserCommand: AsyncParsableCommand {
 struct OwnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "owner", abstract: "Package owners: only owners publish new versions, yank and manage owners.",
-        subcommands: [List.self, Add.self, Remove.self, Invitations.self, Accept.self, Decline.self])
+        subcommands: [List.self, Add.self, Remove.self, Transfer.self, Invitations.self, Accept.self, Decline.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a package's owners and pending invitations.")
@@ -153,7 +153,10 @@ struct OwnerCommand: AsyncParsableCommand {
             if options.json { data.printJSON(); return }
             let owners = try data.decoded(OwnersBody.self)
             for owner in owners.owners { Output.line(owner) }
-            for invited in owners.invited { Output.line("\(invited.user)\tinvited by \(invited.invited_by)") }
+            for invited in owners.invited {
+                Output.line("\(invited.user)\t\(invited.transfer == true ? "offered the package" : "invited") by \(invited.invited_by)")
+            }
+            if let org = owners.organisation { Output.line("organisation \(org) (its members own the package too)") }
         }
     }
 

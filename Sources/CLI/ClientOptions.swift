@@ -35,11 +35,12 @@ struct ClientOptions: ParsableArguments {
             throw ValidationError("the registry URL must start with http:// or https://")
         }
         let token = token ?? variable("EPR_TOKEN") ?? file["token"]
-        guard let bundle = caBundle ?? variable("EPR_CA_BUNDLE") ?? file["ca_bundle"] else { return RegistryClient(baseURL: url, token: token) }
+        let bundle = caBundle ?? variable("EPR_CA_BUNDLE") ?? file["ca_bundle"]
+        guard url.hasPrefix("https://") || bundle != nil else { return RegistryClient(baseURL: url, token: token) }
         do {
             return RegistryClient(baseURL: url, token: token, http: try HTTPClients.trusting(bundle: bundle))
         } catch {
-            throw ValidationError("the CA bundle \(bundle) cannot be used: \(error)")
+            throw ValidationError("the CA bundle \(bundle ?? "") cannot be used: \(error)")
         }
     }
 }

@@ -15,10 +15,16 @@ struct LoginCommand: AsyncParsableCommand {
     @Option(help: "What to call the token (default: epr on this host).") var tokenName: String?
     @Option(help: "Days until the token expires (default 30).") var expiresInDays: Int?
     @Flag(help: "Print the token instead of saving it.") var print = false
+    @Option(help: "Sign in in a browser with this OpenID Connect provider instead of a password.") var oidc: String?
+    @Flag(help: "With --oidc: only print the address to open, do not start a browser.") var noBrowser = false
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let client = try options.client()
+        if let oidc {
+            try await finish(client, try await browserSignIn(client, provider: oidc))
+            return
+        }
         let name = try user ?? Prompt.line("User: ")
         let password = try passwordStdin ? Prompt.standardInputLine() : Prompt.secret("Password: ")
         let host = ProcessInfo.processInfo.hostName
@@ -33,6 +39,37 @@ struct LoginCommand: AsyncParsableCommand {
         } catch {
             data = try await reportingProblems { throw error }
         }
+        try await finish(client, data)
+    }
+
+    /// Starts a browser sign-in, shows its address, and waits until it is done.
+    func browserSignIn(_ client: RegistryClient, provider: String) async throws -> Data {
+        let host = ProcessInfo.processInfo.hostName
+        let started = try await reportingProblems {
+            try await client.beginBrowserSignIn(CommandLineSignInRequest(provider: provider, token_name: tokenName ?? "epr on \(host)",
+                                                                         expires_in_days: expiresInDays))
+        }.decoded(CommandLineSignInBody.self)
+        Output.error("Open this address in a browser to sign in with \(provider):\n  \(started.url)")
+        if !noBrowser, let opener = ["/usr/bin/xdg-open", "/usr/bin/open"].first(where: FileManager.default.isExecutableFile) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: opener)
+            process.arguments = [started.url]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try? process.run()
+        }
+        let deadline = Date().addingTimeInterval(TimeInterval(started.expires_in))
+        while Date() < deadline {
+            if let data = try await reportingProblems({ try await client.collectBrowserSignIn(id: started.id, secret: started.secret) }) {
+                return data
+            }
+            try await Task.sleep(for: .seconds(2))
+        }
+        Output.error("the sign-in was not finished in time")
+        throw ReportedFailure()
+    }
+
+    func finish(_ client: RegistryClient, _ data: Data) async throws {
         let token = try data.decoded(TokenBody.self)
         guard let secret = token.token else { throw ValidationError("the registry returned no token") }
         if options.json { data.printJSON(); if !print { try ClientConfigFile.save(registry: client.baseURL, token: secret) }; return }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import RegistryAPI
 
@@ -44,4 +45,22 @@ extension RegistryClient {
     }
 
     public func signupInvitations() async throws -> Data { try await get("/api/v1/signup-invitations") }
+
+    /// Starts a sign-in the user finishes in a browser at a provider.
+    public func beginBrowserSignIn(_ request: CommandLineSignInRequest) async throws -> Data {
+        try await sendJSON("/api/v1/cli-logins", method: .POST, body: request, expecting: 201)
+    }
+
+    /// The token of a browser sign-in once it is done; nil while it is not.
+    public func collectBrowserSignIn(id: String, secret: String) async throws -> Data? {
+        let response = try await http.execute(request("/api/v1/cli-logins/\(Self.escape(id))/token", method: .POST,
+                                                      body: .bytes(ByteBuffer(bytes: try JSONEncoder().encode(CommandLineCollectRequest(secret: secret)))),
+                                                      headers: [("Content-Type", "application/json")]), timeout: .seconds(30))
+        let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+        switch response.status.code {
+        case 201: return data
+        case 202: return nil
+        default: throw RegistryProblem(status: Int(response.status.code), data: data)
+        }
+    }
 }

@@ -111,6 +111,8 @@ public enum Action: Sendable, Equatable {
     case readAudit
     /// Reading one's own account.
     case readSelf
+    /// Managing an organisation's members (`owners` are its admins).
+    case manageOrganisation(org: String)
 }
 
 /// The one authorisation policy every endpoint goes through.
@@ -164,6 +166,11 @@ public struct AuthorizationPolicy: Sendable {
             try need(.owners)
             try package(name)
             try owner(name)
+        case let .manageOrganisation(org):
+            try need(.owners)
+            guard principal.actsAsAdmin || (owners ?? []).contains(principal.name) else {
+                throw .forbidden("\(principal.name) is not an admin of the organisation \(org)")
+            }
         case let .manageTokens(user):
             if user != principal.name { try need(.admin) }
         case .manageUsers, .readAudit:

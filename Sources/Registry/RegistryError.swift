@@ -38,6 +38,8 @@ public enum RegistryError: Error, Sendable, Equatable {
     /// An OpenID Connect sign-in that cannot be accepted, with why.
     case externalSignInFailed(String)
     case invalidRequest(String)
+    case organisationNotFound(String)
+    case organisationConflict(String)
 
     public var code: String {
         switch self {
@@ -72,6 +74,8 @@ public enum RegistryError: Error, Sendable, Equatable {
         case .sessionNotFound: "session-not-found"
         case .externalSignInFailed: "external-sign-in-failed"
         case .invalidRequest: "invalid-request"
+        case .organisationNotFound: "organisation-not-found"
+        case .organisationConflict: "organisation-conflict"
         }
     }
 
@@ -110,6 +114,8 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .sessionNotFound(id): "there is no session \(id)"
         case let .externalSignInFailed(reason): "the sign-in was refused: \(reason)"
         case let .invalidRequest(reason): reason
+        case let .organisationNotFound(name): "there is no organisation \(name)"
+        case let .organisationConflict(reason): reason
         }
     }
 }

@@ -12,6 +12,7 @@ public struct RegistryService: Sendable {
     public let blobs: any BlobStore
     public let accounts: any AccountStore
     public let credentials: any CredentialStore
+    public let organisations: any OrganisationStore
     public var inspector: PackageInspector
     public var policy = AuthorizationPolicy()
     public var limits = RateLimits()
@@ -26,11 +27,12 @@ public struct RegistryService: Sendable {
     /// Tokens whose last use was recorded recently, so that requests do not each write it.
     let tokenUses = TokenUses()
 
-    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore, blobs: any BlobStore,
+    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore, blobs: any BlobStore,
                 inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.accounts = accounts
         self.credentials = accounts
+        self.organisations = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger
@@ -51,7 +53,7 @@ public struct RegistryService: Sendable {
             throw RegistryError.invalidPackage(findings: report.findings.filter { $0.severity != .info })
         }
         let existing = try await metadata.package(canonical: manifest.name.canonical)
-        let owners = existing == nil ? [] : try await accounts.owners(package: manifest.name.canonical)
+        let owners = existing == nil ? [] : try await organisations.effectiveOwners(package: manifest.name.canonical)
         try await authorize(.publish(package: manifest.name.value, isNew: existing == nil), principal, owners: owners,
                             target: "\(manifest.name)@\(manifest.version)")
         if Self.reservedNames.contains(manifest.name.canonical) {
@@ -72,6 +74,10 @@ public struct RegistryService: Sendable {
             }
         } catch let MetadataStoreError.versionExists(package, version) {
             throw RegistryError.versionExists(package: package, version: version)
+        } catch let AccountStoreError.namespaceTaken(package, org) {
+            let reason = "\(package) is in the namespace of the organisation \(org); only its members publish new packages there"
+            await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: reason)
+            throw RegistryError.forbidden(reason)
         } catch let AccountStoreError.notOwner(user, package) {
             // Another publisher created the package between the check above and the insert.
             await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: "\(user) is not an owner of \(package)")
@@ -136,7 +142,7 @@ public struct RegistryService: Sendable {
 
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?, by principal: Principal?) async throws -> VersionRecord {
         let canonical = try Self.canonical(name)
-        try await authorize(.yank(package: name), principal, owners: try await accounts.owners(package: canonical),
+        try await authorize(.yank(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical),
                             target: "\(name)@\(version)")
         guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to yank") }
         let record = try await self.version(name, version)
@@ -150,7 +156,7 @@ public struct RegistryService: Sendable {
 
     public func setDeprecation(_ name: String, _ version: String, message: String?, by principal: Principal?) async throws -> VersionRecord {
         let canonical = try Self.canonical(name)
-        try await authorize(.deprecate(package: name), principal, owners: try await accounts.owners(package: canonical),
+        try await authorize(.deprecate(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical),
                             target: "\(name)@\(version)")
         guard version != "latest" else { throw RegistryError.invalidVersion(version, reason: "name the exact version to deprecate") }
         let record = try await self.version(name, version)
@@ -187,7 +193,7 @@ public struct RegistryService: Sendable {
     /// downloaded through the L3AFD path.
     public static let reservedNames: Set<String> = ["api", "metrics", "healthz", "readyz", "v2", "openapi", "static"]
 
-    static func canonical(_ name: String) throws(RegistryError) -> String {
+    public static func canonical(_ name: String) throws(RegistryError) -> String {
         do { return try PackageName(name).canonical } catch {
             // Look-ups accept any spelling that canonicalises to a valid name (Xdp_Filter finds xdp-filter).
             let canonical = PackageName.canonicalForm(name)

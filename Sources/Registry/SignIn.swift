@@ -110,7 +110,7 @@ extension RegistryService {
     /// Issues an API token to a user who signed in (for the command line): the role's scopes,
     /// expiring in `expiresIn` (30 days when nil).
     public func issueSignInToken(for signedIn: SignedIn, name: String, expiresIn: TimeInterval?, address: String?) async throws -> IssuedToken {
-        let principal = try await signedInPrincipal(signedIn.user, sessionID: nil, address: address)
+        let principal = try await signedInPrincipal(signedIn.user, method: signedIn.method, sessionID: nil, address: address)
         return try await createToken(for: signedIn.user.name, name: name, scopes: principal.scopes.map(\.rawValue), packages: [],
                                      expiresIn: expiresIn ?? 30 * 86_400, by: principal)
     }
@@ -136,15 +136,22 @@ extension RegistryService {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "\(user.name) has made too many requests")
         }
         if tokenUses.shouldRecord(session.id, at: now) { try? await credentials.touchSession(id: session.id, at: now) }
-        return (try await signedInPrincipal(user, sessionID: session.id, address: address), session)
+        return (try await signedInPrincipal(user, method: session.method, sessionID: session.id, address: address), session)
     }
 
     /// A signed-in user's principal: every right of the role, unless the role needs a second
-    /// factor the user has not enrolled.
-    func signedInPrincipal(_ user: UserRecord, sessionID: String?, address: String?) async throws -> Principal {
+    /// factor that this sign-in did not show: a password sign-in of a user without an enrolled
+    /// factor, or an OpenID Connect sign-in whose provider does not say it asked for one.
+    func signedInPrincipal(_ user: UserRecord, method: String, sessionID: String?, address: String?) async throws -> Principal {
         let role = Principal.Role(rawValue: user.role) ?? .user
         var principal = Principal(name: user.name, role: role, tokenID: sessionID, address: address)
-        if signIn.twoFactorRoles.contains(role), try await credentials.credentials(user: user.name)?.totpEnabled != true {
+        guard signIn.twoFactorRoles.contains(role) else { return principal }
+        if method.hasPrefix("oidc:") {
+            if !method.hasSuffix("+mfa") {
+                principal.scopes = []
+                principal.restriction = "the \(role.rawValue) role needs a second factor, and the provider did not report one; sign in with a password and code"
+            }
+        } else if try await credentials.credentials(user: user.name)?.totpEnabled != true {
             principal.scopes = []
             principal.restriction = "the \(role.rawValue) role needs a second factor: enrol one (epr totp enable); until then only your own account is open to you"
         }
@@ -338,7 +345,7 @@ extension RegistryService {
         AccessToken.hash(code.lowercased().filter { $0.isLetter || $0.isNumber })
     }
 
-    static func randomString(_ count: Int, prefix: String, lowercase: Bool = false) -> String {
+    public static func randomString(_ count: Int, prefix: String, lowercase: Bool = false) -> String {
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array(lowercase ? "abcdefghijkmnpqrstuvwxyz23456789" : "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         return prefix + String((0..<count).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })

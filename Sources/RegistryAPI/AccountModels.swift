@@ -91,22 +91,28 @@ public struct InvitationBody: Codable, Sendable, Equatable {
     public var user: String
     public var invited_by: String
     public var created_at: Date
+    /// A transfer: accepting makes the invited user the only owner.
+    public var transfer: Bool?
 
-    public init(package: String, user: String, invited_by: String, created_at: Date) {
+    public init(package: String, user: String, invited_by: String, created_at: Date, transfer: Bool? = nil) {
         self.package = package
         self.user = user
         self.invited_by = invited_by
         self.created_at = created_at
+        self.transfer = transfer
     }
 }
 
 public struct OwnersBody: Codable, Sendable, Equatable {
     public var owners: [String]
     public var invited: [InvitationBody]
+    /// The organisation the package belongs to, whose members own it too.
+    public var organisation: String?
 
-    public init(owners: [String], invited: [InvitationBody]) {
+    public init(owners: [String], invited: [InvitationBody], organisation: String? = nil) {
         self.owners = owners
         self.invited = invited
+        self.organisation = organisation
     }
 }
 

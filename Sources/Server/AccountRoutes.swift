@@ -117,8 +117,10 @@ struct AccountRoutes: Sendable {
     // MARK: Owners
 
     @Sendable func owners(_ request: Request, context: RegistryRequestContext) async throws -> Response {
-        let (owners, invited) = try await registry.owners(of: try context.parameters.require("name"))
-        return try JSON.response(OwnersBody(owners: owners, invited: invited.map(Self.body)))
+        let name = try context.parameters.require("name")
+        let (owners, invited) = try await registry.owners(of: name)
+        let organisation = try await registry.organisations.organisation(ofPackage: try RegistryService.canonical(name))
+        return try JSON.response(OwnersBody(owners: owners, invited: invited.map(Self.body), organisation: organisation))
     }
 
     @Sendable func inviteOwner(_ request: Request, context: RegistryRequestContext) async throws -> Response {
@@ -157,7 +159,8 @@ struct AccountRoutes: Sendable {
     }
 
     static func body(_ invitation: OwnerInvitation) -> InvitationBody {
-        InvitationBody(package: invitation.package, user: invitation.user, invited_by: invitation.invitedBy, created_at: invitation.createdAt)
+        InvitationBody(package: invitation.package, user: invitation.user, invited_by: invitation.invitedBy, created_at: invitation.createdAt,
+                       transfer: invitation.transfer)
     }
 
     static func body(_ record: AuditRecord) -> AuditBody {

@@ -95,6 +95,9 @@ extension RegistryServer {
         DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        OIDCRoutes(registry: registry, authenticator: authenticator, directory: OIDCDirectory(providers: configuration.oidcProviders),
+                   flows: OIDCFlows(), publicURL: configuration.publicURL, tls: tls != nil).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
 
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)

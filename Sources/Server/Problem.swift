@@ -40,8 +40,8 @@ struct Problem: Error, Encodable, Sendable {
         let status: HTTPResponse.Status = switch error {
         case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken, .invalidRequest: .badRequest
         case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound,
-             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound: .notFound
-        case .versionExists, .userExists, .ownerConflict: .conflict
+             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound, .organisationNotFound: .notFound
+        case .versionExists, .userExists, .ownerConflict, .organisationConflict: .conflict
         case .invalidPackage, .archiveRefused, .invalidPassword: .unprocessableContent
         case .unauthenticated, .signInFailed, .secondFactorRequired, .externalSignInFailed: .unauthorized
         case .forbidden, .registrationClosed, .signupInvitationInvalid: .forbidden

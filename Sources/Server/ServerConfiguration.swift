@@ -53,6 +53,30 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var tlsKey: String?
     /// Seconds of `Strict-Transport-Security` sent over HTTPS; 0 sends none.
     public var hstsMaxAge = 31_536_000
+    /// OpenID Connect providers people may sign in with (`[oidc.NAME]` tables of the config file).
+    public var oidcProviders: [OIDCProvider] = []
+
+    /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
+    /// this registry's client registration there.
+    public struct OIDCProvider: Sendable, Equatable {
+        public var name: String
+        public var issuer: String
+        public var clientID: String
+        public var clientSecret: String?
+        public var scopes: [String]
+        /// What the sign-in button says.
+        public var label: String
+
+        public init(name: String, issuer: String, clientID: String, clientSecret: String? = nil,
+                    scopes: [String] = ["openid", "email", "profile"], label: String? = nil) {
+            self.name = name
+            self.issuer = issuer
+            self.clientID = clientID
+            self.clientSecret = clientSecret
+            self.scopes = scopes
+            self.label = label ?? name
+        }
+    }
 
     public init() {}
 
@@ -76,10 +100,12 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
     public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
         var values: [String: String] = [:]
+        var providers: [OIDCProvider] = []
         if let file {
             let text = try String(contentsOfFile: file, encoding: .utf8)
             let document = try TOMLParser.parse(text)
             guard case let .table(server)? = document["server"] else { throw Invalid(description: "\(file) has no [server] table") }
+            providers = try oidcProviders(document["oidc"], file: file, environment: environment)
             for key in server.keys {
                 guard keys.contains(where: { $0.file == key }) else { throw Invalid(description: "\(file): unknown key server.\(key)") }
                 switch server[key]! {
@@ -148,11 +174,51 @@ public struct ServerConfiguration: Sendable, Equatable {
             configuration.trustedProxies = list
         }
         try applySignIn(values, to: &configuration)
+        configuration.oidcProviders = providers
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
             configuration.shutdownGracePeriod = seconds
         }
         return configuration
+    }
+
+    /// `[oidc.NAME]` tables: issuer, client_id, client_secret (or EPR_OIDC_<NAME>_CLIENT_SECRET),
+    /// scopes, label.
+    static func oidcProviders(_ value: TOMLValue?, file: String, environment: [String: String]) throws -> [OIDCProvider] {
+        guard let value else { return [] }
+        guard case let .table(tables) = value else { throw Invalid(description: "\(file): oidc must hold [oidc.NAME] tables") }
+        return try tables.keys.sorted().map { name in
+            guard case let .table(table)? = tables[name] else { throw Invalid(description: "\(file): oidc.\(name) must be a table") }
+            guard name.range(of: "^[a-z0-9][a-z0-9-]{0,31}$", options: .regularExpression) != nil else {
+                throw Invalid(description: "\(file): oidc.\(name): provider names are 1 to 32 lower-case letters, digits and -")
+            }
+            func text(_ key: String) throws -> String? {
+                guard let item = table[key] else { return nil }
+                guard case let .string(value) = item else { throw Invalid(description: "\(file): oidc.\(name).\(key) must be a string") }
+                return value
+            }
+            for key in table.keys where !["issuer", "client_id", "client_secret", "scopes", "label"].contains(key) {
+                throw Invalid(description: "\(file): unknown key oidc.\(name).\(key)")
+            }
+            guard let issuer = try text("issuer"), issuer.hasPrefix("https://") || issuer.hasPrefix("http://") else {
+                throw Invalid(description: "\(file): oidc.\(name).issuer must be the provider's http(s) issuer URL")
+            }
+            guard let clientID = try text("client_id"), !clientID.isEmpty else { throw Invalid(description: "\(file): oidc.\(name) needs client_id") }
+            let variable = "EPR_OIDC_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_CLIENT_SECRET"
+            var scopes = ["openid", "email", "profile"]
+            if let item = table["scopes"] {
+                guard case let .array(list) = item else { throw Invalid(description: "\(file): oidc.\(name).scopes must list strings") }
+                scopes = try list.map { entry in
+                    guard case let .string(scope) = entry else { throw Invalid(description: "\(file): oidc.\(name).scopes must list strings") }
+                    return scope
+                }
+                if !scopes.contains("openid") { scopes.insert("openid", at: 0) }
+            }
+            let fileSecret = try text("client_secret")
+            return OIDCProvider(name: name, issuer: issuer, clientID: clientID,
+                                clientSecret: environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? fileSecret,
+                                scopes: scopes, label: try text("label"))
+        }
     }
 
     /// The sign-in rules the registry applies.

@@ -52,12 +52,15 @@ public struct OwnerInvitation: Sendable, Equatable, Codable {
     public var user: String
     public var invitedBy: String
     public var createdAt: Date
+    /// A transfer: on acceptance the invited user becomes the only owner.
+    public var transfer: Bool
 
-    public init(package: String, user: String, invitedBy: String, createdAt: Date) {
+    public init(package: String, user: String, invitedBy: String, createdAt: Date, transfer: Bool = false) {
         self.package = package
         self.user = user
         self.invitedBy = invitedBy
         self.createdAt = createdAt
+        self.transfer = transfer
     }
 }
 
@@ -108,6 +111,8 @@ public enum AccountStoreError: Error, Equatable, Sendable {
     case alreadyOwner(user: String, package: String)
     /// The change would leave no enabled admin.
     case lastAdmin
+    /// A new package name inside an organisation's namespace, by someone not a member.
+    case namespaceTaken(package: String, org: String)
 }
 
 /// Users, API tokens, package owners and the audit log. The SQLite store keeps them in the same
@@ -150,4 +155,65 @@ public protocol AccountStore: Sendable {
     func appendAudit(_ record: AuditRecord) async throws
     /// The newest records first, filtered by actor and action when given.
     func audit(actor: String?, action: String?, offset: Int, limit: Int) async throws -> Page<AuditRecord>
+}
+
+/// An organisation: a namespace (`name` and `name-...` package names) whose members own its
+/// packages together.
+public struct Organisation: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String
+    public var createdBy: String
+    public var createdAt: Date
+
+    public init(name: String, description: String, createdBy: String, createdAt: Date) {
+        self.name = name
+        self.description = description
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+    }
+}
+
+public struct OrgMember: Sendable, Equatable, Codable {
+    public var org: String
+    public var user: String
+    /// `admin` (manages members and moves packages in) or `member`.
+    public var role: String
+    public var addedAt: Date
+
+    public init(org: String, user: String, role: String, addedAt: Date) {
+        self.org = org
+        self.user = user
+        self.role = role
+        self.addedAt = addedAt
+    }
+}
+
+public enum OrganisationStoreError: Error, Equatable, Sendable {
+    case exists(String)
+    case notFound(String)
+    /// The change would leave the organisation without an admin.
+    case lastAdmin(String)
+    case notMember(user: String, org: String)
+}
+
+/// Organisations, their members, and which packages they hold. Every implementation passes the
+/// same contract suite (Tests/StorageTests).
+public protocol OrganisationStore: Sendable {
+    /// Creates an organisation with its first admin.
+    func createOrganisation(_ organisation: Organisation, admin: String) async throws
+    func organisation(name: String) async throws -> Organisation?
+    func organisations() async throws -> [Organisation]
+    func members(org: String) async throws -> [OrgMember]
+    /// Adds a member or changes a member's role; refuses to leave no admin.
+    func setMember(_ member: OrgMember) async throws
+    /// Removes a member; refuses to remove the last admin.
+    func removeMember(org: String, user: String) async throws
+    func organisation(ofPackage canonical: String) async throws -> String?
+    func packages(org: String) async throws -> [String]
+    /// Puts a package in an organisation (nil takes it out; the package must then keep an owner).
+    func setOrganisation(ofPackage canonical: String, to org: String?) async throws
+    /// Owners of the package and members of its organisation: everyone who may change it.
+    func effectiveOwners(package canonical: String) async throws -> [String]
+    /// Offers a package to a user: on acceptance the user becomes its only owner.
+    func offerTransfer(_ invitation: OwnerInvitation) async throws
 }

@@ -130,10 +130,11 @@ extension SQLiteMetadataStore: AccountStore {
                 throw AccountStoreError.alreadyOwner(user: invitation.user, package: invitation.package)
             }
             _ = try await writer.query("""
-                INSERT INTO owner_invitations (canonical, user, invited_by, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT(canonical, user) DO UPDATE SET invited_by = excluded.invited_by, created_at = excluded.created_at
+                INSERT INTO owner_invitations (canonical, user, invited_by, created_at, transfer) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(canonical, user) DO UPDATE SET invited_by = excluded.invited_by, created_at = excluded.created_at,
+                transfer = excluded.transfer
                 """, [.text(invitation.package), .text(invitation.user), .text(invitation.invitedBy),
-                      .float(invitation.createdAt.timeIntervalSince1970)])
+                      .float(invitation.createdAt.timeIntervalSince1970), .integer(invitation.transfer ? 1 : 0)])
         }
     }
 
@@ -151,13 +152,18 @@ extension SQLiteMetadataStore: AccountStore {
             guard let invitation = try await writer.query("SELECT * FROM owner_invitations WHERE canonical = ? AND user = ?",
                                                           [.text(canonical), .text(user)]).first.map(Self.invitation) else { return false }
             _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
-            // An invitation stands only while whoever sent it still owns the package.
-            let inviterOwns = try await !writer.query("SELECT 1 FROM owners WHERE canonical = ? AND user = ?",
-                                                      [.text(canonical), .text(invitation.invitedBy)]).isEmpty
+            // An invitation stands only while whoever sent it still owns the package (directly
+            // or through its organisation).
+            let inviterOwns = try await !writer.query(Self.ownsQuery, [.text(canonical), .text(invitation.invitedBy)]).isEmpty
             guard inviterOwns else { return false }
             if accept {
                 _ = try await writer.query("INSERT OR IGNORE INTO owners (canonical, user, added_at) VALUES (?, ?, ?)",
                                            [.text(canonical), .text(user), .float(Date().timeIntervalSince1970)])
+                if invitation.transfer {
+                    // A transfer: the new owner is the only one, and what the others offered lapses.
+                    _ = try await writer.query("DELETE FROM owners WHERE canonical = ? AND user <> ?", [.text(canonical), .text(user)])
+                    _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ?", [.text(canonical)])
+                }
             }
             return true
         }
@@ -224,7 +230,8 @@ extension SQLiteMetadataStore: AccountStore {
 
     private static func invitation(_ row: SQLiteRow) -> OwnerInvitation {
         OwnerInvitation(package: row.column("canonical")?.string ?? "", user: row.column("user")?.string ?? "",
-                        invitedBy: row.column("invited_by")?.string ?? "", createdAt: date(row, "created_at") ?? Date(timeIntervalSince1970: 0))
+                        invitedBy: row.column("invited_by")?.string ?? "", createdAt: date(row, "created_at") ?? Date(timeIntervalSince1970: 0),
+                        transfer: row.column("transfer")?.integer == 1)
     }
 
     private static func audit(_ row: SQLiteRow) -> AuditRecord {

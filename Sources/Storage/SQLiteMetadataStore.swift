@@ -120,6 +120,24 @@ public final class SQLiteMetadataStore: MetadataStore {
             """,
             "CREATE INDEX identities_user ON identities(user)",
         ],
+        // Organisations: namespaces with members, which own packages together; ownership
+        // transfers by invitation.
+        [
+            """
+            CREATE TABLE organisations (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created_by TEXT NOT NULL,
+                created_at REAL NOT NULL)
+            """,
+            """
+            CREATE TABLE org_members (org TEXT NOT NULL REFERENCES organisations(name), user TEXT NOT NULL REFERENCES users(name),
+                role TEXT NOT NULL, added_at REAL NOT NULL, PRIMARY KEY (org, user))
+            """,
+            "CREATE INDEX org_members_user ON org_members(user)",
+            """
+            CREATE TABLE package_orgs (canonical TEXT PRIMARY KEY REFERENCES packages(canonical),
+                org TEXT NOT NULL REFERENCES organisations(name), since REAL NOT NULL)
+            """,
+            "ALTER TABLE owner_invitations ADD COLUMN transfer INTEGER NOT NULL DEFAULT 0",
+        ],
     ]
 
     public func migrate() async throws {
@@ -157,9 +175,16 @@ public final class SQLiteMetadataStore: MetadataStore {
                 guard existing.isEmpty else { throw MetadataStoreError.versionExists(package: packageName, version: version.version) }
                 let isNew = try await writer.query("SELECT 1 FROM packages WHERE canonical = ?", [.text(canonical)]).isEmpty
                 if !isNew, ownership == .owners {
-                    let owns = try await writer.query("SELECT 1 FROM owners WHERE canonical = ? AND user = ?",
-                                                      [.text(canonical), .text(version.publisher)])
+                    let owns = try await writer.query(Self.ownsQuery, [.text(canonical), .text(version.publisher)])
                     guard !owns.isEmpty else { throw AccountStoreError.notOwner(user: version.publisher, package: packageName) }
+                }
+                // A new name in an organisation's namespace (`org` or `org-...`) is the
+                // organisation's, and only its members may take it.
+                let namespace = isNew ? try await Self.namespace(of: canonical, writer) : nil
+                if let namespace, ownership == .owners {
+                    let member = try await writer.query("SELECT 1 FROM org_members WHERE org = ? AND user = ?",
+                                                        [.text(namespace), .text(version.publisher)])
+                    guard !member.isEmpty else { throw AccountStoreError.namespaceTaken(package: packageName, org: namespace) }
                 }
                 let now = Date().timeIntervalSince1970
                 let keywords = (try? JSONDecoder().decode(Manifest.self, from: version.manifest))?.keywords.joined(separator: " ") ?? ""
@@ -178,6 +203,10 @@ public final class SQLiteMetadataStore: MetadataStore {
                 if isNew {
                     _ = try await writer.query("INSERT INTO owners (canonical, user, added_at) SELECT ?, name, ? FROM users WHERE name = ?",
                                                [.text(canonical), .float(now), .text(version.publisher)])
+                    if let namespace {
+                        _ = try await writer.query("INSERT INTO package_orgs (canonical, org, since) VALUES (?, ?, ?)",
+                                                   [.text(canonical), .text(namespace), .float(now)])
+                    }
                 }
                 // Last before COMMIT: a failed insert never leaves a blob behind.
                 try await commitBlob()

@@ -206,4 +206,45 @@ import Testing
         let (revokedStatus, revoked) = try epr(token: String(token), "whoami")
         #expect(revokedStatus == 1 && revoked.contains("[unauthenticated]"), "the token is revoked, not only forgotten: \(revoked)")
     }
+
+    /// Organisations and transfers through `epr org` and `epr owner transfer`.
+    @Test func organisationsThroughTheCommandLine() async throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
+        defer { server.stop() }
+        func epr(token: String, _ arguments: String...) throws -> (status: Int32, output: String) {
+            try Fixtures.run("/usr/bin/env", ["EPR_CONFIG=/nonexistent", "EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(token)",
+                                             Fixtures.eprBinary] + arguments)
+        }
+        let admin = ServerProcess.token
+        var tokens: [String: String] = [:]
+        for user in ["alice", "bob"] {
+            #expect(try epr(token: admin, "user", "create", user, "--role", "publisher").status == 0)
+            let (_, output) = try epr(token: admin, "token", "create", "cli", "--user", user, "--scope", "publish-new", "--scope", "publish-update",
+                                      "--scope", "owners")
+            tokens[user] = output.split(separator: "\n").map(String.init).first { $0.hasPrefix("epr_") }
+            Fixtures.recordSecret(tokens[user] ?? "")
+        }
+        let alice = try #require(tokens["alice"]), bob = try #require(tokens["bob"])
+        let (created, createOutput) = try epr(token: admin, "org", "create", "xdp", "--admin", "alice", "--description", "XDP programs")
+        #expect(created == 0, "\(createOutput)")
+        let first = try Fixtures.packageArchive("xdp-port-filter", version: "1.0.0", into: directory)
+        let (refused, refusal) = try epr(token: bob, "publish", first)
+        #expect(refused == 1 && refusal.contains("namespace of the organisation xdp"), "\(refusal)")
+        #expect(try epr(token: alice, "publish", first).status == 0)
+        #expect(try epr(token: alice, "org", "add", "xdp", "bob").status == 0)
+        #expect(try epr(token: bob, "publish", try Fixtures.packageArchive("xdp-port-filter", version: "1.1.0", into: directory)).status == 0)
+        let (_, shown) = try epr(token: bob, "org", "show", "xdp")
+        #expect(shown.contains("member alice (admin)") && shown.contains("member bob (member)") && shown.contains("package xdp-port-filter"), "\(shown)")
+        let (_, owners) = try epr(token: bob, "owner", "list", "xdp-port-filter")
+        #expect(owners.contains("organisation xdp"), "\(owners)")
+
+        #expect(try epr(token: bob, "publish", try Fixtures.packageArchive("exec-tracker", version: "1.0.0", into: directory)).status == 0)
+        let (offered, offer) = try epr(token: bob, "owner", "transfer", "exec-tracker", "alice")
+        #expect(offered == 0 && offer.contains("offered exec-tracker to alice"), "\(offer)")
+        #expect(try epr(token: alice, "owner", "accept", "exec-tracker").status == 0)
+        let (_, after) = try epr(token: alice, "owner", "list", "exec-tracker")
+        #expect(after.split(separator: "\n").map(String.init) == ["alice"], "\(after)")
+    }
 }

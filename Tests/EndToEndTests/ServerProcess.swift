@@ -28,6 +28,7 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
 
     /// Starts the binary and waits until it logs the port it listens on.
     func start() throws {
+        Fixtures.recordSecret(Self.token)
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = try FileHandle(forWritingTo: log)
         process = Process()

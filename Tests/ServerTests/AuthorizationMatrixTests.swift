@@ -61,6 +61,9 @@ import Testing
         }
     }
 
+    /// A provider's callback with no sign-in under way: refused whoever calls.
+    static func noSignInUnderWay(_ caller: Caller) -> Outcome { .unauthenticated }
+
     /// The current session: a bearer token is not one.
     static func cookieOnly(_ caller: Caller) -> Outcome { .unauthenticated }
 
@@ -104,6 +107,15 @@ import Testing
         "POST /api/v1/me/totp/remove": signedIn,
         "GET /api/v1/signup-invitations": admins, "POST /api/v1/signup-invitations": admins,
         "POST /api/v1/users/{user}/password-reset": admins,
+        // OpenID Connect: the provider decides who signs in; a callback without a sign-in under way is refused.
+        "GET /api/v1/oidc/providers": everyone, "GET /api/v1/oidc/{provider}/start": everyone,
+        "GET /api/v1/oidc/{provider}/callback": noSignInUnderWay, "GET /api/v1/me/identities": signedIn,
+        "POST /api/v1/cli-logins": everyone, "POST /api/v1/cli-logins/{id}/token": everyone,
+        // Organisations: `xdp` has `owner` as its admin.
+        "GET /api/v1/orgs": everyone, "GET /api/v1/orgs/{org}": everyone, "POST /api/v1/orgs": admins,
+        "PUT /api/v1/orgs/{org}/members/{user}": packageChange(.owners), "DELETE /api/v1/orgs/{org}/members/{user}": packageChange(.owners),
+        "PUT /api/v1/packages/{name}/org": packageChange(.owners), "DELETE /api/v1/packages/{name}/org": packageChange(.owners),
+        "POST /api/v1/packages/{name}/transfer": packageChange(.owners),
     ]
 
     @Test func everyRouteHasAPolicyAndKeepsIt() async throws {
@@ -149,6 +161,7 @@ import Testing
         _ = try await service.revokeToken(revokedID, by: admin)
         tokens[.revoked] = revoked
 
+        _ = try await service.createOrganisation(name: "xdp", description: "", admin: "owner", by: admin)
         let callerTokens = tokens
         try await registry.run { client in
             // The package, published by its owner.
@@ -171,7 +184,9 @@ import Testing
                                                                       victim: { try await token("bob", []) }, accounts: accounts)
                     var headers: HTTPFields = [:]
                     if let token = callerTokens[caller] { headers[.authorization] = "Bearer \(token)" }
-                    if route == "POST /api/v1/packages" { headers[.contentType] = "application/gzip" }
+                    if route == "POST /api/v1/packages" { headers[.contentType] = "application/gzip" } else if body != nil {
+                        headers[.contentType] = "application/json"
+                    }
                     let response = try await client.execute(uri: path, method: method, headers: headers, body: body)
                     let status = response.status.code
                     #expect(status != 429, "\(route) as \(caller.rawValue): rate limited")
@@ -203,7 +218,7 @@ import Testing
             path = path.replacingOccurrences(of: "{id}", with: id)
         }
         let values = ["{name}": "xdp-port-filter", "{version}": "1.0.0", "{platform}": "jammy", "{artifact}": "xdp_port_filter.tar.gz",
-                      "{user}": "bob", "{digest}": "sha256:\(digest)"]
+                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp"]
         for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
         let body: ByteBuffer? = switch route {
         case "POST /api/v1/packages": archive
@@ -212,6 +227,10 @@ import Testing
         case "POST /api/v1/users": ByteBuffer(string: #"{"name": "u-\#(Caller.allCases.firstIndex(of: caller) ?? 0)", "role": "user"}"#)
         case "PATCH /api/v1/users/{user}": ByteBuffer(string: #"{"role": "user"}"#)
         case "POST /api/v1/tokens": ByteBuffer(string: #"{"name": "matrix", "scopes": []}"#)
+        case "POST /api/v1/orgs": ByteBuffer(string: #"{"name": "org-\#(Caller.allCases.firstIndex(of: caller) ?? 0)", "description": "", "admin": "owner"}"#)
+        case "PUT /api/v1/orgs/{org}/members/{user}": ByteBuffer(string: #"{"role": "member"}"#)
+        case "PUT /api/v1/packages/{name}/org": ByteBuffer(string: #"{"org": "xdp"}"#)
+        case "POST /api/v1/packages/{name}/transfer": ByteBuffer(string: #"{"user": "bob"}"#)
         default: nil
         }
         return (method, path, body)

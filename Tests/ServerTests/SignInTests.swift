@@ -6,6 +6,7 @@ import NIOCore
 import RegistryAPI
 @testable import Server
 import Storage
+import TestSupport
 import Testing
 
 extension TestClientProtocol {
@@ -18,6 +19,10 @@ extension TestClientProtocol {
 
 /// A registry with fast password hashes and a publisher `alice` who has a password.
 private func signInRegistry(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestRegistry {
+    for secret in [alicePassword, "admin password 1234", "bob's own password", "brand new password", "a long enough password",
+                   "another long password", TestRegistry.token] {
+        Fixtures.recordSecret(secret)
+    }
     let registry = try await TestRegistry.make {
         $0.passwordCost = 4
         configure(&$0)
