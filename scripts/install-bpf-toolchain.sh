@@ -63,8 +63,11 @@ run() {
 
 run apt-get update -q
 
+# Reads the whole answer first: `grep -q` closing the pipe early would fail it under pipefail.
 has_candidate() {
-    apt-cache show "$1" 2>/dev/null | grep -q '^Package:'
+    local shown
+    shown=$(apt-cache show "$1" 2>/dev/null) || return 1
+    [[ "$shown" == *"Package: "* ]]
 }
 
 # Where no bpftool package exists (older Ubuntu releases), install the

@@ -42,14 +42,21 @@ struct LoginCommand: AsyncParsableCommand {
         try await finish(client, data)
     }
 
-    /// Starts a browser sign-in, shows its address, and waits until it is done.
+    /// Starts a browser sign-in, shows its address, and waits for the browser to come back to
+    /// a port on this machine with the code that collects the token.
     func browserSignIn(_ client: RegistryClient, provider: String) async throws -> Data {
+        let listener = try LoopbackListener()
+        defer { listener.close() }
         let host = ProcessInfo.processInfo.hostName
         let started = try await reportingProblems {
-            try await client.beginBrowserSignIn(CommandLineSignInRequest(provider: provider, token_name: tokenName ?? "epr on \(host)",
-                                                                         expires_in_days: expiresInDays))
+            try await client.beginBrowserSignIn(CommandLineSignInRequest(provider: provider, redirect_port: listener.port,
+                                                                         token_name: tokenName ?? "epr on \(host)", expires_in_days: expiresInDays))
         }.decoded(CommandLineSignInBody.self)
-        Output.error("Open this address in a browser to sign in with \(provider):\n  \(started.url)")
+        guard started.url.hasPrefix(client.baseURL + "/") else {
+            Output.error("the registry sent a sign-in address elsewhere (\(started.url)); not opening it")
+            throw ReportedFailure()
+        }
+        Output.error("Open this address in a browser on this machine to sign in with \(provider):\n  \(started.url)")
         if !noBrowser, let opener = ["/usr/bin/xdg-open", "/usr/bin/open"].first(where: FileManager.default.isExecutableFile) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: opener)
@@ -58,20 +65,24 @@ struct LoginCommand: AsyncParsableCommand {
             process.standardError = FileHandle.nullDevice
             try? process.run()
         }
-        let deadline = Date().addingTimeInterval(TimeInterval(started.expires_in))
-        while Date() < deadline {
-            if let data = try await reportingProblems({ try await client.collectBrowserSignIn(id: started.id, secret: started.secret) }) {
-                return data
-            }
-            try await Task.sleep(for: .seconds(2))
+        let answer = try await listener.awaitRedirect(timeout: TimeInterval(started.expires_in))
+        if let error = answer["error"] {
+            Output.error("the sign-in was refused: \(error)")
+            throw ReportedFailure()
         }
-        Output.error("the sign-in was not finished in time")
-        throw ReportedFailure()
+        guard let code = answer["code"] else {
+            Output.error("the browser came back without a code")
+            throw ReportedFailure()
+        }
+        return try await reportingProblems { try await client.collectBrowserSignIn(id: started.id, secret: started.secret, code: code) }
     }
 
     func finish(_ client: RegistryClient, _ data: Data) async throws {
         let token = try data.decoded(TokenBody.self)
-        guard let secret = token.token else { throw ValidationError("the registry returned no token") }
+        guard let secret = token.token, secret.hasPrefix("epr_"), secret.count <= 200,
+              secret.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }) else {
+            throw ValidationError("the registry returned no usable token")
+        }
         if options.json { data.printJSON(); if !print { try ClientConfigFile.save(registry: client.baseURL, token: secret) }; return }
         if print {
             Output.line(secret)
@@ -234,12 +245,18 @@ enum ClientConfigFile {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let updated = edit(text, values)
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(updated.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw ValidationError("cannot write \(temporary)")
+        for case let value? in values.values where value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ValidationError("refusing to write a value with control characters to \(path)")
         }
-        guard rename(temporary, path) == 0 else {
+        let bytes = Array(edit(text, values).utf8)
+        // Readable by its owner only from the first byte, whole on disk before it replaces the old file.
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ValidationError("cannot write \(temporary)") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ValidationError("cannot replace \(path)")
         }

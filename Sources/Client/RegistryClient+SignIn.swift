@@ -51,16 +51,9 @@ extension RegistryClient {
         try await sendJSON("/api/v1/cli-logins", method: .POST, body: request, expecting: 201)
     }
 
-    /// The token of a browser sign-in once it is done; nil while it is not.
-    public func collectBrowserSignIn(id: String, secret: String) async throws -> Data? {
-        let response = try await http.execute(request("/api/v1/cli-logins/\(Self.escape(id))/token", method: .POST,
-                                                      body: .bytes(ByteBuffer(bytes: try JSONEncoder().encode(CommandLineCollectRequest(secret: secret)))),
-                                                      headers: [("Content-Type", "application/json")]), timeout: .seconds(30))
-        let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
-        switch response.status.code {
-        case 201: return data
-        case 202: return nil
-        default: throw RegistryProblem(status: Int(response.status.code), data: data)
-        }
+    /// The token of a browser sign-in, for the code the browser brought to the loopback port.
+    public func collectBrowserSignIn(id: String, secret: String, code: String) async throws -> Data {
+        try await sendJSON("/api/v1/cli-logins/\(Self.escape(id))/token", method: .POST, body: CommandLineCollectRequest(secret: secret, code: code),
+                           expecting: 201)
     }
 }

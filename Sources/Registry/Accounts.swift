@@ -274,7 +274,7 @@ extension RegistryService {
     public func inviteOwner(_ name: String, user: String, by principal: Principal?) async throws -> OwnerInvitation {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical), target: canonical)
+        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.ownerManagers(package: canonical), target: canonical)
         if try await accounts.user(name: user)?.disabled == true { throw RegistryError.userNotFound(user) }
         let invitation = OwnerInvitation(package: canonical, user: user, invitedBy: principal?.name ?? "", createdAt: Date())
         do { try await accounts.invite(invitation) } catch AccountStoreError.userNotFound {
@@ -305,7 +305,7 @@ extension RegistryService {
     public func removeOwner(_ name: String, user: String, by principal: Principal?) async throws {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical), target: canonical)
+        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.ownerManagers(package: canonical), target: canonical)
         do {
             try await accounts.removeOwner(package: canonical, user: user)
         } catch AccountStoreError.notOwner {

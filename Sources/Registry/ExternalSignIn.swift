@@ -53,6 +53,19 @@ extension RegistryService {
         await audit("identity.link", principal, target: provider, detail: claims.subject)
     }
 
+    /// Removes the principal's links to a provider's accounts.
+    public func unlink(provider: String, by principal: Principal?) async throws {
+        try await authorize(.readSelf, principal, target: provider)
+        guard let principal else { throw RegistryError.unauthenticated }
+        guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.tokenID?.hasPrefix("ses_") == true else {
+            throw RegistryError.forbidden("unlinking needs a signed-in session or a token with the owners scope")
+        }
+        guard try await credentials.unlink(user: principal.name, provider: provider) > 0 else {
+            throw RegistryError.invalidRequest("no \(provider) account is linked to \(principal.name)")
+        }
+        await audit("identity.unlink", principal, target: provider)
+    }
+
     public func identities(by principal: Principal?) async throws -> [ExternalIdentity] {
         try await authorize(.readSelf, principal, target: nil)
         return try await credentials.identities(user: principal?.name ?? "")

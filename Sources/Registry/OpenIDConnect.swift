@@ -35,8 +35,9 @@ public struct IDTokenClaims: Sendable, Equatable {
     /// Authentication methods (RFC 8176), when the provider says: `mfa`, `otp`, `hwk`, ...
     public var methods: [String]
 
-    /// Whether the provider says the user gave more than one factor.
-    public var multiFactor: Bool { !Set(methods).isDisjoint(with: ["mfa", "otp", "hwk", "swk", "sms", "fido"]) }
+    /// Whether the provider says the user gave more than one factor (RFC 8176 `mfa`; a single
+    /// `otp` or `hwk` may have been the only factor).
+    public var multiFactor: Bool { methods.contains("mfa") }
 }
 
 /// Checks ID tokens (OpenID Connect Core 1.0, section 3.1.3.7): a JWS signed with RS256 or
@@ -134,7 +135,7 @@ public enum IDTokenValidator {
         return nil
     }
 
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool { ConstantTime.equal(Array(a.utf8), Array(b.utf8)) }
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool { ConstantTime.equal(Array(a.utf8), Array(b.utf8)) }
 
     /// Base64url without padding (RFC 7515, section 2).
     public static func base64URL(_ text: some StringProtocol) -> Data? {

@@ -57,8 +57,11 @@ extension RegistryService {
 
     /// Removes a member: the organisation's admins, or the member itself.
     public func removeMember(_ org: String, user: String, by principal: Principal?) async throws {
-        if principal?.name == user {
+        if let principal, principal.name == user {
             try await authorize(.readSelf, principal, target: org)
+            guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.tokenID?.hasPrefix("ses_") == true else {
+                throw RegistryError.forbidden("leaving an organisation needs a signed-in session or a token with the owners scope")
+            }
             guard try await organisations.organisation(name: org) != nil else { throw RegistryError.organisationNotFound(org) }
         } else {
             try await authorize(.manageOrganisation(org: org), principal, owners: try await organisationAdmins(org), target: org)
@@ -71,13 +74,17 @@ extension RegistryService {
         await audit("org.member-remove", principal, target: org, detail: user)
     }
 
-    /// Moves a package into an organisation (its owners who are admins there, or admins), or
-    /// out of it (nil: its owners; a direct owner must remain).
+    /// Moves a package into an organisation (whoever manages its owners, being an admin
+    /// there), or out of its organisation (nil: that organisation's admins; a direct owner must
+    /// remain). Moving between organisations takes an admin of both.
     public func setOrganisation(ofPackage name: String, to org: String?, by principal: Principal?) async throws {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical),
+        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.ownerManagers(package: canonical),
                             target: canonical)
+        if let current = try await organisations.organisation(ofPackage: canonical), current != org {
+            try await authorize(.manageOrganisation(org: current), principal, owners: try await organisationAdmins(current), target: canonical)
+        }
         if let org {
             try await authorize(.manageOrganisation(org: org), principal, owners: try await organisationAdmins(org), target: canonical)
         }
@@ -91,9 +98,15 @@ extension RegistryService {
     public func transfer(_ name: String, to user: String, by principal: Principal?) async throws -> OwnerInvitation {
         let canonical = try Self.canonical(name)
         guard try await metadata.package(canonical: canonical) != nil else { throw RegistryError.packageNotFound(name) }
-        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.effectiveOwners(package: canonical),
+        try await authorize(.manageOwners(package: name), principal, owners: try await organisations.ownerManagers(package: canonical),
                             target: canonical)
-        if try await accounts.user(name: user)?.disabled != false { throw RegistryError.userNotFound(user) }
+        guard let target = try await accounts.user(name: user), !target.disabled else { throw RegistryError.userNotFound(user) }
+        guard (Principal.Role(rawValue: target.role) ?? .user).scopes.contains(.owners) else {
+            throw RegistryError.ownerConflict("\(user) has the \(target.role) role, which cannot own packages")
+        }
+        if let org = try await organisations.organisation(ofPackage: canonical) {
+            throw RegistryError.ownerConflict("\(name) belongs to the organisation \(org), whose members would keep it; take it out first")
+        }
         // The offer stands while whoever made it owns the package directly.
         guard let principal, try await accounts.owners(package: canonical).contains(principal.name) else {
             throw RegistryError.ownerConflict("only a direct owner of \(name) can transfer it; \(principal?.name ?? "") owns it through an organisation")

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HummingbirdBcrypt
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 
 /// Password hashing with bcrypt, an adaptive hash whose cost doubles the work per step.
@@ -19,19 +20,20 @@ public struct PasswordHasher: Sendable {
         Data(SHA256.hash(data: Array(password.utf8))).base64EncodedString()
     }
 
-    /// Hashes on the thread pool (never on an event loop): bcrypt is slow on purpose.
+    /// Hashes on a pool of its own (never on an event loop, nor on the pool file reads use):
+    /// bcrypt is slow on purpose.
     public func hash(_ password: String) async throws -> String {
         let cost = UInt8(self.cost)
-        return try await NIOThreadPool.singleton.runIfActive { Self.scheme + Bcrypt.hash(Self.reduce(password), cost: cost) }
+        return try await HashingPool.run { Self.scheme + Bcrypt.hash(Self.reduce(password), cost: cost) }
     }
 
     /// Whether `password` matches `stored`. A nil or unknown hash is still checked against a
     /// dummy, so an unknown user takes as long as a wrong password.
     public func verify(_ password: String, against stored: String?) async throws -> Bool {
-        let dummy = Self.dummy(cost: cost)
-        return try await NIOThreadPool.singleton.runIfActive {
+        let cost = self.cost
+        return try await HashingPool.run {
             guard let stored, stored.hasPrefix(Self.scheme) else {
-                _ = Bcrypt.verify(Self.reduce(password), hash: dummy)
+                _ = Bcrypt.verify(Self.reduce(password), hash: Self.dummy(cost: cost))
                 return false
             }
             return Bcrypt.verify(Self.reduce(password), hash: String(stored.dropFirst(Self.scheme.count)))
@@ -57,6 +59,30 @@ public struct PasswordHasher: Sendable {
         guard password.utf8.count <= 1024 else { throw .invalidPassword("a password has at most 1024 bytes") }
         guard password.lowercased() != user.lowercased() else { throw .invalidPassword("the password must not be the user name") }
         guard Set(password).count >= 4 else { throw .invalidPassword("the password repeats too few different characters") }
+    }
+}
+
+/// The threads that hash passwords: one per core, with a bounded queue, so a flood of sign-ins
+/// is answered 429 instead of delaying everything else.
+enum HashingPool {
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
+        pool.start()
+        return pool
+    }()
+    /// Hashes waiting or running.
+    static let pending = NIOLockedValueBox(0)
+    static let capacity = 64
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let admitted = pending.withLockedValue { count in
+            guard count < capacity else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { throw RegistryError.rateLimited(retryAfter: 1, reason: "the server is busy checking passwords") }
+        defer { pending.withLockedValue { $0 -= 1 } }
+        return try await pool.runIfActive(body)
     }
 }
 

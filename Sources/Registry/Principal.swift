@@ -168,6 +168,9 @@ public struct AuthorizationPolicy: Sendable {
             try owner(name)
         case let .manageOrganisation(org):
             try need(.owners)
+            // Members own every package of the organisation: a token limited to some packages
+            // cannot choose them.
+            guard principal.packages.isEmpty else { throw .forbidden("a token limited to packages cannot manage an organisation") }
             guard principal.actsAsAdmin || (owners ?? []).contains(principal.name) else {
                 throw .forbidden("\(principal.name) is not an admin of the organisation \(org)")
             }

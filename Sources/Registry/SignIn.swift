@@ -25,6 +25,8 @@ public struct SignInSettings: Sendable {
     public var accountLockout: Lockout? = Lockout(threshold: 10, window: .seconds(900))
     /// The name authenticator apps show.
     public var issuer = "epr"
+    /// Registrations per address (ten an hour, all at once at most).
+    public var registrations: RateLimiter? = RateLimiter(burst: 10, perSecond: 10.0 / 3600)
 
     public init() {}
 }
@@ -60,7 +62,8 @@ extension RegistryService {
         let passwordMatches = try await signIn.passwords.verify(password, against: stored?.passwordHash)
         func fail(_ reason: String) async -> RegistryError {
             let addressLock = limits.authFailures?.failed(origin)
-            let accountLock = user == nil ? nil : signIn.accountLockout?.failed(account)
+            // Unknown names are locked out alike, so a lockout tells nothing about who exists.
+            let accountLock = signIn.accountLockout?.failed(account)
             var detail = reason
             if let accountLock { detail += "; account locked for \(accountLock) s" }
             if let addressLock { detail += "; address locked for \(addressLock) s" }
@@ -179,6 +182,9 @@ extension RegistryService {
         if let seconds = limits.authFailures?.lockedOut(origin) {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed attempts from this address")
         }
+        if let seconds = signIn.registrations?.take(origin) {
+            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many registrations from this address")
+        }
         let code = invitation.flatMap { $0.isEmpty ? nil : $0 }
         switch signIn.registration {
         case .closed: throw RegistryError.registrationClosed
@@ -251,8 +257,14 @@ extension RegistryService {
         guard try await accounts.user(name: user) != nil else { throw RegistryError.userNotFound(user) }
         let password = Self.randomString(24, prefix: "")
         try await credentials.setPassword(user: user, hash: try await signIn.passwords.hash(password), at: Date(), endSessions: true)
-        if removeSecondFactor { try await credentials.setTOTP(user: user, secret: nil, enabled: false, recoveryCodeHashes: [], step: 0) }
-        await audit("password.reset", principal, target: user, detail: removeSecondFactor ? "second factor removed" : nil)
+        var unlinked = 0
+        if removeSecondFactor {
+            // Recovering an account removes every other way in.
+            try await credentials.setTOTP(user: user, secret: nil, enabled: false, recoveryCodeHashes: [], step: 0)
+            unlinked = try await credentials.unlink(user: user, provider: nil)
+        }
+        await audit("password.reset", principal, target: user,
+                    detail: removeSecondFactor ? "second factor and \(unlinked) linked account(s) removed" : nil)
         return password
     }
 
@@ -277,11 +289,10 @@ extension RegistryService {
         try await authorize(.readSelf, principal, target: nil)
         guard let principal else { throw RegistryError.unauthenticated }
         try await requirePassword(password, of: principal)
-        if try await credentials.credentials(user: principal.name)?.totpEnabled == true {
+        let totp = TOTP.generate()
+        guard try await credentials.beginTOTP(user: principal.name, secret: totp.base32) else {
             throw RegistryError.invalidRequest("a second factor is enrolled already; remove it first")
         }
-        let totp = TOTP.generate()
-        try await credentials.setTOTP(user: principal.name, secret: totp.base32, enabled: false, recoveryCodeHashes: [], step: 0)
         return (totp.base32, totp.provisioningURI(account: principal.name, issuer: signIn.issuer))
     }
 

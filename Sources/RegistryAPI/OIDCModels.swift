@@ -14,13 +14,17 @@ public struct ProviderBody: Codable, Sendable, Equatable {
 }
 
 /// `POST /api/v1/cli-logins`: a sign-in the command line waits for while the user finishes it
-/// in a browser.
+/// in a browser on the same machine, which is sent back to the command line's loopback port
+/// with a one-time code (RFC 8252).
 public struct CommandLineSignInRequest: Codable, Sendable, Equatable {
     public var provider: String
+    /// The port the command line listens on at 127.0.0.1.
+    public var redirect_port: Int
     public var token_name: String?
     public var expires_in_days: Int?
-    public init(provider: String, token_name: String? = nil, expires_in_days: Int? = nil) {
+    public init(provider: String, redirect_port: Int, token_name: String? = nil, expires_in_days: Int? = nil) {
         self.provider = provider
+        self.redirect_port = redirect_port
         self.token_name = token_name
         self.expires_in_days = expires_in_days
     }
@@ -41,10 +45,15 @@ public struct CommandLineSignInBody: Codable, Sendable, Equatable {
     }
 }
 
-/// `POST /api/v1/cli-logins/{id}/token`.
+/// `POST /api/v1/cli-logins/{id}/token`: the secret of the request and the code the browser
+/// brought to the loopback port.
 public struct CommandLineCollectRequest: Codable, Sendable, Equatable {
     public var secret: String
-    public init(secret: String) { self.secret = secret }
+    public var code: String
+    public init(secret: String, code: String) {
+        self.secret = secret
+        self.code = code
+    }
 }
 
 /// `GET /api/v1/me/identities`.

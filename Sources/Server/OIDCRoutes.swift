@@ -25,11 +25,21 @@ struct OIDCRoutes: Sendable {
         api.get("oidc/:provider/start", use: start)
         api.get("oidc/:provider/callback", use: callback)
         api.get("me/identities", use: identities)
+        api.delete("me/identities/:provider", use: unlink)
         api.post("cli-logins", use: beginCommandLine)
         api.post("cli-logins/:id/token", use: collect)
     }
 
-    static let stateCookie = "epr_oidc_state"
+    /// The cookie binding a sign-in to the browser that started it: `__Host-` (this host
+    /// only, path /) when cookies are Secure.
+    var stateCookie: String { authenticator.cookies.secure ? "__Host-epr_oidc_state" : "epr_oidc_state" }
+
+    func stateCookie(_ value: String, maxAge: Int) -> String {
+        "\(stateCookie)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (authenticator.cookies.secure ? "; Secure" : "")
+    }
+
+    /// How recently a session must have signed in to link another way of signing in to it.
+    static let linkWindow: TimeInterval = 900
 
     func base(_ request: Request) -> String {
         publicURL ?? "\(tls ? "https" : "http")://\(request.head.authority ?? "localhost")"
@@ -46,11 +56,18 @@ struct OIDCRoutes: Sendable {
         let provider = try await directory.provider(try context.parameters.require("provider"))
         var purpose = OIDCFlows.Purpose.session
         if request.uri.queryParameters.get("link") != nil {
-            guard let principal = try await authenticator.principal(request, context) else { throw RegistryError.unauthenticated }
+            // A new way into the account: only from a browser session that signed in lately
+            // with every right it needs, never with an API token.
+            guard request.headers[.authorization] == nil, let (principal, session) = try await authenticator.session(request, context) else {
+                throw RegistryError.unauthenticated
+            }
             try await registry.authorize(.readSelf, principal, target: nil)
+            guard principal.restriction == nil, Date().timeIntervalSince(session.createdAt) < Self.linkWindow else {
+                throw RegistryError.forbidden("linking needs a session signed in within the last 15 minutes, with its second factor; sign in again")
+            }
             purpose = .link(user: principal.name)
         } else if let id = request.uri.queryParameters.get("cli") {
-            guard let waiting = flows.commandLineSignIn(id), waiting.provider == provider.name, waiting.token == nil, waiting.failure == nil else {
+            guard let waiting = flows.commandLineSignIn(id), waiting.provider == provider.name, waiting.token == nil else {
                 throw Problem(.notFound, "sign-in-not-found", "this command-line sign-in is unknown, finished or expired; start again")
             }
             purpose = .commandLine(id: id)
@@ -58,7 +75,8 @@ struct OIDCRoutes: Sendable {
         let metadata = try await directory.metadata(provider)
         let authorization = AuthorizationRequest()
         let redirectURI = base(request) + "/api/v1/oidc/\(provider.name)/callback"
-        try flows.begin(.init(provider: provider.name, request: authorization, redirectURI: redirectURI, purpose: purpose, created: Date()))
+        flows.begin(.init(provider: provider.name, request: authorization, redirectURI: redirectURI, purpose: purpose, created: Date(),
+                          address: authenticator.address(request, context) ?? "-"))
         guard var location = URLComponents(string: metadata.authorization_endpoint) else {
             throw RegistryError.externalSignInFailed("the provider's authorization endpoint is not a URL")
         }
@@ -70,8 +88,8 @@ struct OIDCRoutes: Sendable {
         ]
         // The state is also bound to this browser, so a callback carried to another browser
         // (a forged sign-in) is refused. Lax: the provider's redirect back is a cross-site navigation.
-        let cookie = "\(Self.stateCookie)=\(authorization.state); Path=/api/v1/oidc; Max-Age=600; HttpOnly; SameSite=Lax" + (authenticator.cookies.secure ? "; Secure" : "")
-        return Response(status: .found, headers: [.location: location.string ?? "", .setCookie: cookie, .cacheControl: "no-store"])
+        return Response(status: .found, headers: [.location: location.string ?? "", .setCookie: stateCookie(authorization.state, maxAge: 600),
+                                                  .cacheControl: "no-store"])
     }
 
     @Sendable func callback(_ request: Request, context: RegistryRequestContext) async throws -> Response {
@@ -81,7 +99,7 @@ struct OIDCRoutes: Sendable {
             throw RegistryError.externalSignInFailed("the sign-in is unknown or expired (state); start again")
         }
         let bound = request.headers[values: .cookie].flatMap { $0.split(separator: ";") }.contains {
-            $0.trimmingCharacters(in: .whitespaces) == "\(Self.stateCookie)=\(state)"
+            $0.trimmingCharacters(in: .whitespaces) == "\(stateCookie)=\(state)"
         }
         do {
             guard bound else { throw RegistryError.externalSignInFailed("the sign-in was started in another browser") }
@@ -99,7 +117,7 @@ struct OIDCRoutes: Sendable {
                 claims = try IDTokenValidator.validate(idToken, keys: try await directory.keys(provider, refresh: true), expecting: expectation)
             }
             let address = authenticator.address(request, context)
-            let clear = "\(Self.stateCookie)=; Path=/api/v1/oidc; Max-Age=0; HttpOnly; SameSite=Lax" + (authenticator.cookies.secure ? "; Secure" : "")
+            let clear = stateCookie("", maxAge: 0)
             switch flow.purpose {
             case .session:
                 let signedIn = try await registry.signIn(provider: name, claims: claims, address: address)
@@ -117,18 +135,40 @@ struct OIDCRoutes: Sendable {
                 let signedIn = try await registry.signIn(provider: name, claims: claims, address: address)
                 let token = try await registry.issueSignInToken(for: signedIn, name: waiting.tokenName,
                                                                 expiresIn: waiting.expiresInDays.map { TimeInterval($0) * 86_400 }, address: address)
-                flows.finishCommandLine(id, token: token, failure: nil)
-                return page("Signed in as \(signedIn.user.name). Return to the terminal.", clear: clear)
+                // The token goes only to the command line on this browser's machine: the
+                // browser carries a one-time code to its loopback port.
+                let code = flows.finishCommandLine(id, token: token)
+                return loopback(waiting.port, ["code": code, "user": signedIn.user.name], clear: clear)
             }
         } catch {
-            if case let .commandLine(id) = flow.purpose { flows.finishCommandLine(id, token: nil, failure: "\(error)") }
+            if case let .commandLine(id) = flow.purpose, let waiting = flows.commandLineSignIn(id) {
+                flows.dropCommandLine(id)
+                let reason = (error as? RegistryError)?.detail ?? (error as? Problem)?.detail ?? "the sign-in failed"
+                return loopback(waiting.port, ["error": reason], clear: stateCookie("", maxAge: 0))
+            }
             throw error
         }
+    }
+
+    /// Sends the browser to the command line's listener on this machine.
+    func loopback(_ port: Int, _ items: [String: String], clear: String) -> Response {
+        var components = URLComponents()
+        components.scheme = "http"
+        components.host = "127.0.0.1"
+        components.port = port
+        components.path = "/"
+        components.queryItems = items.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+        return Response(status: .seeOther, headers: [.location: components.string ?? "", .setCookie: clear, .cacheControl: "no-store"])
     }
 
     func page(_ text: String, clear: String) -> Response {
         Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .setCookie: clear, .cacheControl: "no-store"],
                  body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+
+    @Sendable func unlink(_ request: Request, context: RegistryRequestContext) async throws -> Response {
+        try await registry.unlink(provider: try context.parameters.require("provider"), by: try await authenticator.principal(request, context))
+        return Response(status: .noContent)
     }
 
     @Sendable func identities(_ request: Request, context: RegistryRequestContext) async throws -> Response {
@@ -140,31 +180,31 @@ struct OIDCRoutes: Sendable {
 
     @Sendable func beginCommandLine(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let body = try await SessionRoutes(registry: registry, authenticator: authenticator)
-            .body(CommandLineSignInRequest.self, request, example: #"{"provider": "github", "token_name": "laptop"}"#)
+            .body(CommandLineSignInRequest.self, request, example: #"{"provider": "github", "redirect_port": 49152, "token_name": "laptop"}"#)
         let provider = try await directory.provider(body.provider)
         if let days = body.expires_in_days, !(1...1830).contains(days) { throw RegistryError.invalidToken("expires_in_days must be between 1 and 1830") }
         if let name = body.token_name, !(1...100).contains(name.count) || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw RegistryError.invalidToken("the token needs a name of 1 to 100 printable characters")
         }
         let id = RegistryService.randomString(20, prefix: "cli_", lowercase: true), secret = RegistryService.randomString(43, prefix: "")
-        try flows.beginCommandLine(id, .init(provider: provider.name, secretHash: AccessToken.hash(secret),
-                                             tokenName: String((body.token_name ?? "signed in with \(provider.name)").prefix(100)),
-                                             expiresInDays: body.expires_in_days, created: Date()))
+        guard (1024...65535).contains(body.redirect_port) else {
+            throw RegistryError.invalidRequest("redirect_port must be the port (1024 to 65535) the command line listens on at 127.0.0.1")
+        }
+        flows.beginCommandLine(id, .init(provider: provider.name, secretHash: AccessToken.hash(secret), port: body.redirect_port,
+                                         tokenName: String((body.token_name ?? "signed in with \(provider.name)").prefix(100)),
+                                         expiresInDays: body.expires_in_days, created: Date(), address: authenticator.address(request, context) ?? "-"))
         return try JSON.response(CommandLineSignInBody(id: id, secret: secret, url: base(request) + "/api/v1/oidc/\(provider.name)/start?cli=\(id)",
                                                        expires_in: Int(OIDCFlows.lifetime)), status: .created, headers: [.cacheControl: "no-store"])
     }
 
-    /// 202 while the browser has not finished, then the token (once), or why it failed.
+    /// The token, once, for the secret of the request and the code its loopback port received.
     @Sendable func collect(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let body = try await SessionRoutes(registry: registry, authenticator: authenticator)
-            .body(CommandLineCollectRequest.self, request, example: #"{"secret": "..."}"#)
-        guard let waiting = flows.collect(try context.parameters.require("id"), secretHash: AccessToken.hash(body.secret)) else {
-            throw Problem(.notFound, "sign-in-not-found", "this command-line sign-in is unknown, finished or expired; start again")
+            .body(CommandLineCollectRequest.self, request, example: #"{"secret": "...", "code": "..."}"#)
+        guard let token = flows.collect(try context.parameters.require("id"), secretHash: AccessToken.hash(body.secret),
+                                        codeHash: AccessToken.hash(body.code)) else {
+            throw Problem(.notFound, "sign-in-not-found", "this command-line sign-in is unknown, unfinished, collected or expired; start again")
         }
-        if let token = waiting.token {
-            return try JSON.response(AccountRoutes.body(token.record, secret: token.secret), status: .created, headers: [.cacheControl: "no-store"])
-        }
-        if let failure = waiting.failure { throw RegistryError.externalSignInFailed(failure) }
-        return Response(status: .accepted, headers: [.retryAfter: "2", .cacheControl: "no-store"])
+        return try JSON.response(AccountRoutes.body(token.record, secret: token.secret), status: .created, headers: [.cacheControl: "no-store"])
     }
 }

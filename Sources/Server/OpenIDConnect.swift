@@ -68,8 +68,13 @@ actor OIDCDirectory {
             form["client_id"] = nil
         }
         request.body = .bytes(ByteBuffer(string: form.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.formEncode($0.value))" }.joined(separator: "&")))
-        let response = try await http.execute(request, timeout: .seconds(15))
-        let body = try await response.body.collect(upTo: 1 << 20)
+        let response: HTTPClientResponse, body: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .seconds(15))
+            body = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            throw RegistryError.externalSignInFailed("the provider's token endpoint cannot be reached")
+        }
         struct Tokens: Decodable { var id_token: String?; var error: String?; var error_description: String? }
         let tokens = try? JSONDecoder().decode(Tokens.self, from: Data(buffer: body))
         guard response.status == .ok, let idToken = tokens?.id_token else {
@@ -113,28 +118,45 @@ final class OIDCFlows: Sendable {
         var redirectURI: String
         var purpose: Purpose
         var created: Date
+        var address: String
     }
 
     struct CommandLineSignIn: Sendable {
         var provider: String
         var secretHash: String
+        var port: Int
         var tokenName: String
         var expiresInDays: Int?
         var created: Date
+        var address: String
         var token: IssuedToken?
-        var failure: String?
+        /// Hash of the one-time code sent to the loopback port with the token.
+        var codeHash: String?
     }
 
     static let lifetime: TimeInterval = 600
     static let capacity = 10_000
+    /// Sign-ins under way from one address; more push out its oldest.
+    static let perAddress = 20
     private let pending = NIOLockedValueBox<[String: Pending]>([:])
     private let commandLine = NIOLockedValueBox<[String: CommandLineSignIn]>([:])
 
-    func begin(_ flow: Pending) throws {
-        try pending.withLockedValue { pending in
-            let now = Date()
-            if pending.count >= Self.capacity { pending = pending.filter { now.timeIntervalSince($0.value.created) < Self.lifetime } }
-            guard pending.count < Self.capacity else { throw RegistryError.rateLimited(retryAfter: 60, reason: "too many sign-ins under way") }
+    /// Makes room: expired entries go; then, past the address's quota or the capacity, the
+    /// oldest of that address, else the oldest of all. No one can fill the table for others.
+    static func makeRoom<Value>(_ table: inout [String: Value], address: String, created: (Value) -> Date, owner: (Value) -> String) {
+        let now = Date()
+        if table.count >= capacity { table = table.filter { now.timeIntervalSince(created($0.value)) < lifetime } }
+        let mine = table.filter { owner($0.value) == address }
+        if mine.count >= perAddress, let oldest = mine.min(by: { created($0.value) < created($1.value) }) {
+            table[oldest.key] = nil
+        } else if table.count >= capacity, let oldest = table.min(by: { created($0.value) < created($1.value) }) {
+            table[oldest.key] = nil
+        }
+    }
+
+    func begin(_ flow: Pending) {
+        pending.withLockedValue { pending in
+            Self.makeRoom(&pending, address: flow.address, created: \.created, owner: \.address)
             pending[flow.request.state] = flow
         }
     }
@@ -147,11 +169,9 @@ final class OIDCFlows: Sendable {
         }
     }
 
-    func beginCommandLine(_ id: String, _ signIn: CommandLineSignIn) throws {
-        try commandLine.withLockedValue { waiting in
-            let now = Date()
-            if waiting.count >= Self.capacity { waiting = waiting.filter { now.timeIntervalSince($0.value.created) < Self.lifetime } }
-            guard waiting.count < Self.capacity else { throw RegistryError.rateLimited(retryAfter: 60, reason: "too many sign-ins under way") }
+    func beginCommandLine(_ id: String, _ signIn: CommandLineSignIn) {
+        commandLine.withLockedValue { waiting in
+            Self.makeRoom(&waiting, address: signIn.address, created: \.created, owner: \.address)
             waiting[id] = signIn
         }
     }
@@ -166,23 +186,31 @@ final class OIDCFlows: Sendable {
         }
     }
 
-    func finishCommandLine(_ id: String, token: IssuedToken?, failure: String?) {
+    /// Keeps the token for the command line; returns the one-time code the browser carries to it.
+    func finishCommandLine(_ id: String, token: IssuedToken) -> String {
+        let code = RegistryService.randomString(32, prefix: "")
         commandLine.withLockedValue { waiting in
             waiting[id]?.token = token
-            waiting[id]?.failure = failure
+            waiting[id]?.codeHash = AccessToken.hash(code)
         }
+        return code
     }
 
-    /// The outcome for the command line that started it, once, when its secret matches.
-    func collect(_ id: String, secretHash: String) -> CommandLineSignIn? {
+    func dropCommandLine(_ id: String) {
+        commandLine.withLockedValue { $0[id] = nil }
+    }
+
+    /// The token, once, for the command line holding both the request's secret and the code
+    /// its loopback port received.
+    func collect(_ id: String, secretHash: String, codeHash: String) -> IssuedToken? {
         commandLine.withLockedValue { waiting in
-            guard let signIn = waiting[id], signIn.secretHash == secretHash else { return nil }
-            guard Date().timeIntervalSince(signIn.created) < Self.lifetime else {
-                waiting[id] = nil
+            guard let signIn = waiting[id], Date().timeIntervalSince(signIn.created) < Self.lifetime,
+                  let token = signIn.token, let expected = signIn.codeHash,
+                  IDTokenValidator.constantTimeEqual(signIn.secretHash, secretHash), IDTokenValidator.constantTimeEqual(expected, codeHash) else {
                 return nil
             }
-            if signIn.token != nil || signIn.failure != nil { waiting[id] = nil }
-            return signIn
+            waiting[id] = nil
+            return token
         }
     }
 }

@@ -200,8 +200,10 @@ public struct ServerConfiguration: Sendable, Equatable {
             for key in table.keys where !["issuer", "client_id", "client_secret", "scopes", "label"].contains(key) {
                 throw Invalid(description: "\(file): unknown key oidc.\(name).\(key)")
             }
-            guard let issuer = try text("issuer"), issuer.hasPrefix("https://") || issuer.hasPrefix("http://") else {
-                throw Invalid(description: "\(file): oidc.\(name).issuer must be the provider's http(s) issuer URL")
+            // Plain HTTP only on this machine: elsewhere anyone on the way could forge the keys.
+            guard let issuer = try text("issuer"), let url = URL(string: issuer),
+                  url.scheme == "https" || (url.scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host ?? "")) else {
+                throw Invalid(description: "\(file): oidc.\(name).issuer must be the provider's https issuer URL (http only on 127.0.0.1 or localhost)")
             }
             guard let clientID = try text("client_id"), !clientID.isEmpty else { throw Invalid(description: "\(file): oidc.\(name) needs client_id") }
             let variable = "EPR_OIDC_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_CLIENT_SECRET"

@@ -212,8 +212,12 @@ public protocol OrganisationStore: Sendable {
     func packages(org: String) async throws -> [String]
     /// Puts a package in an organisation (nil takes it out; the package must then keep an owner).
     func setOrganisation(ofPackage canonical: String, to org: String?) async throws
-    /// Owners of the package and members of its organisation: everyone who may change it.
+    /// Owners of the package and members of its organisation: everyone who may publish, yank
+    /// and deprecate it.
     func effectiveOwners(package canonical: String) async throws -> [String]
+    /// Who may change the package's owners and organisation: its direct owners and the admins
+    /// of its organisation.
+    func ownerManagers(package canonical: String) async throws -> [String]
     /// Offers a package to a user: on acceptance the user becomes its only owner.
     func offerTransfer(_ invitation: OwnerInvitation) async throws
 }

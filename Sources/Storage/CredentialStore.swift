@@ -107,6 +107,8 @@ public protocol CredentialStore: Sendable {
     /// Starts (secret, not enabled), confirms (enabled with recovery code hashes) or removes
     /// (nil secret) the second factor. Confirming replaces the recovery codes.
     func setTOTP(user: String, secret: String?, enabled: Bool, recoveryCodeHashes: [String], step: Int64) async throws
+    /// Starts enrolment with a new secret, only while no factor is enabled; false when one is.
+    func beginTOTP(user: String, secret: String) async throws -> Bool
     /// Records the use of a TOTP time step; false when this step or a later one was used already.
     func useTOTPStep(user: String, step: Int64) async throws -> Bool
     /// Spends a recovery code; false when it is unknown or spent.
@@ -133,4 +135,6 @@ public protocol CredentialStore: Sendable {
     func identities(user: String) async throws -> [ExternalIdentity]
     /// Links an identity to an existing user; refuses one linked already.
     func link(_ identity: ExternalIdentity) async throws
+    /// Removes the user's links to a provider's accounts (every provider when nil); the number removed.
+    func unlink(user: String, provider: String?) async throws -> Int
 }

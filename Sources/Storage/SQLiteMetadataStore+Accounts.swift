@@ -152,9 +152,9 @@ extension SQLiteMetadataStore: AccountStore {
             guard let invitation = try await writer.query("SELECT * FROM owner_invitations WHERE canonical = ? AND user = ?",
                                                           [.text(canonical), .text(user)]).first.map(Self.invitation) else { return false }
             _ = try await writer.query("DELETE FROM owner_invitations WHERE canonical = ? AND user = ?", [.text(canonical), .text(user)])
-            // An invitation stands only while whoever sent it still owns the package (directly
-            // or through its organisation).
-            let inviterOwns = try await !writer.query(Self.ownsQuery, [.text(canonical), .text(invitation.invitedBy)]).isEmpty
+            // An invitation stands only while whoever sent it may still manage the package's
+            // owners: a direct owner, or an admin of the package's organisation.
+            let inviterOwns = try await !writer.query(Self.managesOwnersQuery, [.text(canonical), .text(invitation.invitedBy)]).isEmpty
             guard inviterOwns else { return false }
             if accept {
                 _ = try await writer.query("INSERT OR IGNORE INTO owners (canonical, user, added_at) VALUES (?, ?, ?)",

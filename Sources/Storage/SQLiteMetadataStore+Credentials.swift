@@ -39,6 +39,17 @@ extension SQLiteMetadataStore: CredentialStore {
         }
     }
 
+    public func beginTOTP(user: String, secret: String) async throws -> Bool {
+        try await transaction { writer in
+            try await Self.requireUser(user, writer)
+            _ = try await writer.query("""
+                INSERT INTO credentials (user, totp_secret, totp_enabled) VALUES (?1, ?2, 0)
+                ON CONFLICT(user) DO UPDATE SET totp_secret = ?2 WHERE totp_enabled = 0
+                """, [.text(user), .text(secret)])
+            return try await Self.changes(writer) == 1
+        }
+    }
+
     public func useTOTPStep(user: String, step: Int64) async throws -> Bool {
         try await writeLock.withLock { [writer] in
             _ = try await writer.query("UPDATE credentials SET totp_last_step = ?1 WHERE user = ?2 AND totp_last_step < ?1",
@@ -155,6 +166,14 @@ extension SQLiteMetadataStore: CredentialStore {
         try await transaction { writer in
             try await Self.requireUser(identity.user, writer)
             try await Self.insertIdentity(identity, writer)
+        }
+    }
+
+    public func unlink(user: String, provider: String?) async throws -> Int {
+        try await writeLock.withLock { [writer] in
+            _ = try await writer.query("DELETE FROM identities WHERE user = ?1 AND (?2 IS NULL OR provider = ?2)",
+                                       [.text(user), provider.map(SQLiteData.text) ?? .null])
+            return try await Self.changes(writer)
         }
     }
 

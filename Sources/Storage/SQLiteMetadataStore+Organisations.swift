@@ -9,6 +9,22 @@ extension SQLiteMetadataStore: OrganisationStore {
         UNION ALL SELECT 1 FROM package_orgs p JOIN org_members m ON m.org = p.org WHERE p.canonical = ?1 AND m.user = ?2
         """
 
+    /// One row when the user may manage the package's owners: a direct owner, or an admin of
+    /// its organisation (binds: canonical, user).
+    static let managesOwnersQuery = """
+        SELECT 1 FROM owners WHERE canonical = ?1 AND user = ?2
+        UNION ALL SELECT 1 FROM package_orgs p JOIN org_members m ON m.org = p.org
+        WHERE p.canonical = ?1 AND m.user = ?2 AND m.role = 'admin'
+        """
+
+    public func ownerManagers(package canonical: String) async throws -> [String] {
+        try await reader.query("""
+            SELECT user FROM owners WHERE canonical = ?1
+            UNION SELECT m.user FROM package_orgs p JOIN org_members m ON m.org = p.org WHERE p.canonical = ?1 AND m.role = 'admin'
+            ORDER BY user
+            """, [.text(canonical)]).compactMap { $0.column("user")?.string }
+    }
+
     /// The organisation whose namespace holds this name: the longest `org` with the name equal
     /// to it or starting with `org-`.
     static func namespace(of canonical: String, _ connection: SQLiteConnection) async throws -> String? {

@@ -103,7 +103,7 @@ final class Browser: @unchecked Sendable { // used by one test at a time
         guard provider.status == 302, let callback = provider.location else {
             throw Fixtures.FixtureError(description: "the provider answered \(provider.status): \(provider.body)")
         }
-        if dropStateCookie { cookies["epr_oidc_state"] = nil }
+        if dropStateCookie { cookies["__Host-epr_oidc_state"] = nil }
         return (authorization, callback, try await go(callback))
     }
 
@@ -169,6 +169,7 @@ final class Browser: @unchecked Sendable { // used by one test at a time
         // A callback carried to a browser that did not start the sign-in.
         let foreign = try await Browser().signIn(start: start, as: "alice-sub", dropStateCookie: true)
         #expect(foreign.answer.status == 401 && foreign.answer.body.contains("another browser"), "\(foreign.answer.body)")
+        #expect(browser.cookies["epr_oidc_state"] == nil && first.answer.setCookies.contains { $0.hasPrefix("__Host-epr_oidc_state=;") })
         // A nonce other than the one epr sent.
         let nonce = try await browser.signIn(start: start, as: "alice-sub") { components in
             var changed = components
@@ -198,6 +199,15 @@ final class Browser: @unchecked Sendable { // used by one test at a time
         let signedIn = try await HTTPClient.shared.execute(signIn, timeout: .seconds(30))
         let cookie = try #require(signedIn.headers["Set-Cookie"].first?.split(separator: ";").first).split(separator: "=", maxSplits: 1)
         bobBrowser.cookies[String(cookie[0])] = String(cookie[1])
+        // Not with a token, even bob's own: linking adds a way into the account.
+        var tokenRequest = HTTPClientRequest(url: server.baseURL + "/api/v1/session/token")
+        tokenRequest.method = .POST
+        tokenRequest.headers.add(name: "Content-Type", value: "application/json")
+        tokenRequest.body = .bytes(ByteBuffer(string: #"{"name": "bob", "password": "bob's long password", "token_name": "t"}"#))
+        let issued = try await HTTPClient.shared.execute(tokenRequest, timeout: .seconds(30))
+        let bobToken = try #require(try JSONSerialization.jsonObject(with: Data(buffer: try await issued.body.collect(upTo: 1 << 16))) as? [String: Any])["token"] as? String
+        Fixtures.recordSecret(bobToken ?? "")
+        #expect(try await Browser().go(start + "?link=1", headers: [("Authorization", "Bearer \(bobToken ?? "")")], sendCookies: false).status == 401)
         let link = try await bobBrowser.signIn(start: start + "?link=1", as: "bob-sub")
         #expect(link.answer.status == 200 && link.answer.body.contains("signs in as bob"), "\(link.answer.body)")
         let asBob = Browser()
@@ -223,8 +233,13 @@ final class Browser: @unchecked Sendable { // used by one test at a time
             shown += String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
         }
         let url = try #require(shown.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("http") })
-        let cli = try await Browser().signIn(start: url, as: "alice-sub")
-        #expect(cli.answer.status == 200 && cli.answer.body.contains("Signed in as alice"), "\(cli.answer.body)")
+        let cliBrowser = Browser()
+        let cli = try await cliBrowser.signIn(start: url, as: "alice-sub")
+        // The browser is sent to the command line's own port on this machine, with the code.
+        let loopback = try #require(cli.answer.location)
+        #expect(cli.answer.status == 303 && loopback.hasPrefix("http://127.0.0.1:") && loopback.contains("code="), "\(cli.answer)")
+        let landed = try await cliBrowser.go(loopback)
+        #expect(landed.status == 200 && landed.body.contains("Signed in as alice"), "\(landed.body)")
         login.waitUntilExit()
         #expect(login.terminationStatus == 0)
         let saved = try String(contentsOf: clientConfig, encoding: .utf8)
@@ -232,6 +247,47 @@ final class Browser: @unchecked Sendable { // used by one test at a time
         Fixtures.recordSecret(String(token))
         let (_, whoami) = try Fixtures.run("/usr/bin/env", ["EPR_CONFIG=\(clientConfig.path)", "EPR_REGISTRY=\(server.baseURL)", Fixtures.eprBinary, "whoami"])
         #expect(whoami.contains("alice (user)"), "\(whoami)")
+
+        // Someone else's command-line sign-in, finished by a victim's browser: the code goes to
+        // the victim's machine, and without it the token cannot be collected.
+        var begin = HTTPClientRequest(url: server.baseURL + "/api/v1/cli-logins")
+        begin.method = .POST
+        begin.headers.add(name: "Content-Type", value: "application/json")
+        begin.body = .bytes(ByteBuffer(string: #"{"provider": "mock", "redirect_port": 9}"#))
+        #expect(try await HTTPClient.shared.execute(begin, timeout: .seconds(30)).status.code == 400, "a port below 1024 is refused")
+        begin.body = .bytes(ByteBuffer(string: #"{"provider": "mock", "redirect_port": 40999}"#))
+        let started = try await HTTPClient.shared.execute(begin, timeout: .seconds(30))
+        let planted = try #require(try JSONSerialization.jsonObject(with: Data(buffer: try await started.body.collect(upTo: 1 << 16))) as? [String: Any])
+        let plantedURL = try #require(planted["url"] as? String), plantedID = try #require(planted["id"] as? String)
+        let plantedSecret = try #require(planted["secret"] as? String)
+        let victim = try await Browser().signIn(start: plantedURL, as: "alice-sub")
+        #expect(victim.answer.location?.hasPrefix("http://127.0.0.1:40999/") == true)
+        func collect(_ code: String) async throws -> Int {
+            var request = HTTPClientRequest(url: server.baseURL + "/api/v1/cli-logins/\(plantedID)/token")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: #"{"secret": "\#(plantedSecret)", "code": "\#(code)"}"#))
+            return Int(try await HTTPClient.shared.execute(request, timeout: .seconds(30)).status.code)
+        }
+        #expect(try await collect("") == 404)
+        #expect(try await collect("guessed-code") == 404)
+        let code = try #require(URLComponents(string: victim.answer.location ?? "")?.queryItems?.first { $0.name == "code" }?.value)
+        #expect(try await collect(code) == 201, "only the holder of the code collects")
+        #expect(try await collect(code) == 404, "once")
+
+        // Unlinking: bob's session removes his provider account; it no longer signs in as bob.
+        var unlink = HTTPClientRequest(url: server.baseURL + "/api/v1/me/identities/mock")
+        unlink.method = .DELETE
+        let bobSession = try #require(bobBrowser.cookies["__Host-epr_session"])
+        unlink.headers.add(name: "Cookie", value: "__Host-epr_session=\(bobSession)")
+        #expect(try await HTTPClient.shared.execute(unlink, timeout: .seconds(30)).status.code == 403, "a cookie needs its CSRF token")
+        let csrfPage = try await bobBrowser.go(server.baseURL + "/api/v1/session")
+        let csrf = try #require(try JSONSerialization.jsonObject(with: Data(csrfPage.body.utf8)) as? [String: Any])["csrf_token"] as? String
+        unlink.headers.add(name: "X-CSRF-Token", value: csrf ?? "")
+        #expect(try await HTTPClient.shared.execute(unlink, timeout: .seconds(30)).status.code == 204)
+        let unlinked = Browser()
+        _ = try await unlinked.signIn(start: start, as: "bob-sub")
+        #expect(try await unlinked.go(server.baseURL + "/api/v1/session").body.contains(#""user":"bob-at-idp""#), "a new user now, not bob")
 
     }
 

@@ -110,6 +110,7 @@ import Testing
         // OpenID Connect: the provider decides who signs in; a callback without a sign-in under way is refused.
         "GET /api/v1/oidc/providers": everyone, "GET /api/v1/oidc/{provider}/start": everyone,
         "GET /api/v1/oidc/{provider}/callback": noSignInUnderWay, "GET /api/v1/me/identities": signedIn,
+        "DELETE /api/v1/me/identities/{provider}": invitationAccept,
         "POST /api/v1/cli-logins": everyone, "POST /api/v1/cli-logins/{id}/token": everyone,
         // Organisations: `xdp` has `owner` as its admin.
         "GET /api/v1/orgs": everyone, "GET /api/v1/orgs/{org}": everyone, "POST /api/v1/orgs": admins,
@@ -218,7 +219,7 @@ import Testing
             path = path.replacingOccurrences(of: "{id}", with: id)
         }
         let values = ["{name}": "xdp-port-filter", "{version}": "1.0.0", "{platform}": "jammy", "{artifact}": "xdp_port_filter.tar.gz",
-                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp"]
+                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp", "{provider}": "mock"]
         for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
         let body: ByteBuffer? = switch route {
         case "POST /api/v1/packages": archive
