@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 source scripts/bench/server-common.sh
 
 duration=${DURATION:-5}
+# Rounds take turns (epr, nginx, docker-registry, then again), so a slow spell of the machine
+# falls on every server alike; ratios compare the servers' median rates.
+rounds=${ROUNDS:-3}
 threads=2 connections=16
 mkdir -p "${BENCH_DIR:-bench-out}"
 work=$(cd "${BENCH_DIR:-bench-out}" && pwd)/server
@@ -146,12 +149,13 @@ to_ms() {
 # then the measured wrk run. Appends a row to $rows and sets $last_rps. The PIDs are the
 # server's processes, whose CPU use during the run is reported (100% = one core).
 rows=()
-row() { printf '%-20s %-16s %12s %12s %12s %9s %7s\n' "$@"; }
+row() { printf '%-20s %-16s %5s %12s %12s %12s %9s %7s\n' "$@"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 measure() {
   local label=$1 server=$2 url=$3 out before after rps latency transfer errors cpu
   shift 3
   wrk -t"$threads" -c"$connections" -d1s "$url" >/dev/null
-  out=$work/responses/wrk-${label// /-}-$server.txt
+  out=$work/responses/wrk-${label// /-}-$server-$round.txt
   before=$(cpu_ticks "$@")
   wrk -t"$threads" -c"$connections" -d"${duration}s" "$url" >"$out"
   after=$(cpu_ticks "$@")
@@ -161,7 +165,7 @@ measure() {
   errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
   cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v d="$duration" 'BEGIN {printf "%.0f%%", 100 * t / hz / d}')
   [[ -n $rps ]] || die "no Requests/sec in $out"
-  rows+=("$(row "$label" "$server" "$rps" "$latency" "$transfer" "$cpu" "$errors")")
+  rows+=("$(row "$label" "$server" "$round" "$rps" "$latency" "$transfer" "$cpu" "$errors")")
   last_rps=$rps
 }
 
@@ -202,22 +206,30 @@ expect_body registry-blob "$registry_blob_url" "$digest"
 expect_body epr-metadata "$epr_metadata_url" "$metadata_digest"
 expect_body nginx-metadata "$nginx_url/version.json" "$metadata_digest"
 
-echo "measuring: wrk -t$threads -c$connections -d${duration}s on each (after a 1 s warm-up)"
+echo "measuring: wrk -t$threads -c$connections -d${duration}s on each (after a 1 s warm-up), $rounds rounds in turn"
 # nginx's CPU is its master's plus its workers'.
 mapfile -t nginx_pids < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
-measure "artifact $((archive_size / 1024)) KiB" epr "$epr_artifact_url" "$epr_pid"; epr_artifact=$last_rps
-measure "artifact $((archive_size / 1024)) KiB" nginx "$nginx_url/xdp_port_filter.tar.gz" "${nginx_pids[@]}"; nginx_artifact=$last_rps
-measure "artifact $((archive_size / 1024)) KiB" docker-registry "$registry_blob_url" "$registry_pid"; registry_artifact=$last_rps
 metadata_size=$(stat -c %s "$work/nginx/www/version.json")
-measure "metadata $metadata_size B" epr "$epr_metadata_url" "$epr_pid"; epr_metadata=$last_rps
-measure "metadata $metadata_size B" nginx "$nginx_url/version.json" "${nginx_pids[@]}"; nginx_metadata=$last_rps
+epr_artifacts=() nginx_artifacts=() registry_artifacts=() epr_metadatas=() nginx_metadatas=()
+for ((round = 1; round <= rounds; round++)); do
+  measure "artifact $((archive_size / 1024)) KiB" epr "$epr_artifact_url" "$epr_pid"; epr_artifacts+=("$last_rps")
+  measure "artifact $((archive_size / 1024)) KiB" nginx "$nginx_url/xdp_port_filter.tar.gz" "${nginx_pids[@]}"; nginx_artifacts+=("$last_rps")
+  measure "artifact $((archive_size / 1024)) KiB" docker-registry "$registry_blob_url" "$registry_pid"; registry_artifacts+=("$last_rps")
+  measure "metadata $metadata_size B" epr "$epr_metadata_url" "$epr_pid"; epr_metadatas+=("$last_rps")
+  measure "metadata $metadata_size B" nginx "$nginx_url/version.json" "${nginx_pids[@]}"; nginx_metadatas+=("$last_rps")
+done
+epr_artifact=$(median "${epr_artifacts[@]}") nginx_artifact=$(median "${nginx_artifacts[@]}")
+registry_artifact=$(median "${registry_artifacts[@]}")
+epr_metadata=$(median "${epr_metadatas[@]}") nginx_metadata=$(median "${nginx_metadatas[@]}")
 
 echo
-echo "== epr serve vs nginx vs docker-registry: wrk -t$threads -c$connections -d${duration}s, $(nproc) cores, loopback"
-row "case" "server" "requests/s" "latency ms" "transfer/s" "srv CPU" "errors"
-printf '%s\n' "${rows[@]}"
+echo "== epr serve vs nginx vs docker-registry: wrk -t$threads -c$connections -d${duration}s, $(nproc) cores, loopback, $rounds rounds"
+row "case" "server" "round" "requests/s" "latency ms" "transfer/s" "srv CPU" "errors"
+printf '%s\n' "${rows[@]}" | sort -s -t$'\x01' -k1.1,1.37
 echo
-echo "ratios of requests/s:"
+echo "medians of requests/s: artifact epr $epr_artifact, nginx $nginx_artifact, docker-registry $registry_artifact;" \
+  "metadata epr $epr_metadata, nginx $nginx_metadata"
+echo "ratios of the medians:"
 ratio "epr / nginx, artifact" "$epr_artifact" "$nginx_artifact" 1.0
 ratio "epr / docker-registry, artifact" "$epr_artifact" "$registry_artifact" 5
 ratio "epr / nginx, metadata" "$epr_metadata" "$nginx_metadata" 0.5
