@@ -128,15 +128,17 @@ private func cookie(_ response: TestResponse) -> String? {
             let now = totp.step(at: Date())
             let wrongCode = totp.code(step: now + 5)
             #expect(try await client.send(.post, "/api/v1/me/totp/confirm", json: #"{"code": "\#(wrongCode)"}"#, headers: bearer).status == .unauthorized)
-            // Confirm with the previous step's code, so the current one is still unused.
-            let confirm = try await client.send(.post, "/api/v1/me/totp/confirm", json: #"{"code": "\#(totp.code(step: now - 1))"}"#, headers: bearer)
+            // Confirm with this step's code; signing in then uses the next step's (the server
+            // allows one step of drift either way, and only steps after the last used one).
+            let confirmed = totp.step(at: Date())
+            let confirm = try await client.send(.post, "/api/v1/me/totp/confirm", json: #"{"code": "\#(totp.code(step: confirmed))"}"#, headers: bearer)
             #expect(confirm.status == .ok)
             let codes = try #require(confirm.json(SecondFactorBody.self).recovery_codes)
             #expect(codes.count == 10 && Set(codes).count == 10)
 
             let bare = try await client.send(.post, "/api/v1/session", json: signInBody())
             #expect(bare.status == .unauthorized && bare.problemCode == "second-factor-required")
-            let code = totp.code(step: totp.step(at: Date()))
+            let code = totp.code(step: confirmed + 1)
             let withCode = try await client.send(.post, "/api/v1/session", json: signInBody(otp: code))
             #expect(try withCode.status == .created && (withCode.json(SessionBody.self)).method == "password+totp")
             let replay = try await client.send(.post, "/api/v1/session", json: signInBody(otp: code))
@@ -171,8 +173,8 @@ private func cookie(_ response: TestResponse) -> String? {
             let secret = try #require(begin.json(SecondFactorBody.self).secret)
             let totp = try #require(TOTP(base32: secret))
             let step = totp.step(at: Date())
-            #expect(try await client.send(.post, "/api/v1/me/totp/confirm", json: #"{"code": "\#(totp.code(step: step - 1))"}"#, headers: headers).status == .ok)
-            let again = try await client.send(.post, "/api/v1/session", json: signInBody("admin", "admin password 1234", otp: totp.code(step: step)))
+            #expect(try await client.send(.post, "/api/v1/me/totp/confirm", json: #"{"code": "\#(totp.code(step: step))"}"#, headers: headers).status == .ok)
+            let again = try await client.send(.post, "/api/v1/session", json: signInBody("admin", "admin password 1234", otp: totp.code(step: step + 1)))
             #expect(try again.status == .created && (again.json(SessionBody.self)).restriction == nil)
             let full: HTTPFields = [.cookie: try #require(cookie(again)), .xCSRFToken: try #require(again.json(SessionBody.self).csrf_token)]
             #expect(try await client.send(.post, "/api/v1/users", json: #"{"name": "carol"}"#, headers: full).status == .created)
