@@ -48,7 +48,7 @@ public struct ManifestConsistency {
         }
         for (path, result) in objects.sorted(by: { $0.key < $1.key }) {
             guard case let .success(report) = result, declared.contains(path) else { continue }
-            findings += licensing(report, path: path) + portability(report, path: path)
+            findings += licensing(report, path: path) + portability(report, path: path) + sensitiveHelpers(report, path: path)
             let entries = Set(manifest.programs.filter { $0.object == path }.map(\.entry))
             for program in report.programs where !entries.contains(program.name) {
                 add(.info, "package.undeclared-program", "program \(program.name) (\(program.section)) is not declared in the manifest",
@@ -124,6 +124,22 @@ public struct ManifestConsistency {
             }
         }
         return findings
+    }
+
+    /// Helpers that reach beyond the program's own data (kernel memory, other processes,
+    /// signals, error injection): a warning per program, naming each helper and its risk, for
+    /// a reviewer to weigh.
+    private func sensitiveHelpers(_ report: ObjectReport, path: String) -> [Finding] {
+        report.programs.compactMap { program in
+            let sensitive = program.helpers.filter(\.securitySensitive)
+            guard !sensitive.isEmpty else { return nil }
+            let described = sensitive.map { call in
+                call.name + (HelperFunction.helper(id: call.id)?.risk.map { " (\($0))" } ?? "")
+            }
+            return Finding(.warning, "security.sensitive-helper",
+                           "\(program.name) calls security-sensitive helpers: " + described.joined(separator: "; "),
+                           at: "\(path):\(program.name)")
+        }
     }
 
     private func portability(_ report: ObjectReport, path: String) -> [Finding] {

@@ -146,6 +146,31 @@ import Testing
         #expect(findings.filter { $0.check == "license.gpl-only-helper" }.count == report.programs.count)
     }
 
+    /// Programs that read kernel memory, signal or write to processes, or inject errors are
+    /// flagged for review, each helper with what makes it sensitive; others are not.
+    @Test(arguments: Fixtures.examplePackages)
+    func securitySensitiveHelpersAreFlagged(example: String) throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try build(example, into: directory)
+        let report = try PackageInspector().inspect(path: result.path, artifact: result.manifest.artifact)
+        let flagged = report.findings.filter { $0.check == "security.sensitive-helper" }
+        #expect(flagged.allSatisfy { $0.severity == .warning })
+        for object in report.objects {
+            for program in object.report?.programs ?? [] {
+                let sensitive = program.helpers.filter(\.securitySensitive)
+                let finding = flagged.first { $0.location == "\(object.path):\(program.name)" }
+                #expect((finding != nil) == !sensitive.isEmpty, "\(program.name): \(sensitive.map(\.name))")
+                for helper in sensitive {
+                    let risk = try #require(HelperFunction.helper(id: helper.id)?.risk)
+                    #expect(finding?.message.contains("\(helper.name) (\(risk))") == true)
+                }
+            }
+        }
+        if example == "exec-tracker" { #expect(flagged.count == 2 && flagged.allSatisfy { $0.message.contains("probe_read_kernel") }) }
+        if example == "xdp-port-filter" { #expect(flagged.isEmpty) }
+    }
+
     @Test func longPathsSurviveThroughPax() throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
