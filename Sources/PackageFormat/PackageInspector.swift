@@ -39,6 +39,10 @@ public struct PackageInspector: Sendable {
             guard !entry.relativePath.isEmpty else { continue }
             var report = PackageReport.FileReport(path: entry.relativePath, kind: entry.kind, size: entry.size,
                                                   mode: Self.octal(entry.mode), sha256: nil, linkTarget: entry.linkTarget)
+            if entry.mode & 0o6000 != 0 {
+                findings.append(Finding(.error, "package.setuid", "\(entry.relativePath) is set-user-ID or set-group-ID; packages may not carry such files",
+                                        at: entry.relativePath))
+            }
             guard entry.kind == .file else { files.append(report); continue }
             let keep = (entry.relativePath == Manifest.fileName && entry.size <= UInt64(Manifest.maxSize))
                 || (entry.relativePath.hasSuffix(".o") && entry.size <= UInt64(maxObjectSize)
@@ -52,6 +56,7 @@ public struct PackageInspector: Sendable {
                                         at: entry.relativePath))
             }
             var hasher = StreamingSHA256()
+            var secrets = SecretScanner()
             var kept: [UInt8] = []
             if keep { kept.reserveCapacity(Int(entry.size)) }
             while true {
@@ -59,7 +64,12 @@ public struct PackageInspector: Sendable {
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 hasher.update(chunk)
+                secrets.scan(chunk)
                 if keep { kept.append(contentsOf: chunk) }
+            }
+            for kind in secrets.found {
+                findings.append(Finding(.error, "package.secret", "\(entry.relativePath) contains what looks like \(kind); secrets never belong in a package",
+                                        at: entry.relativePath))
             }
             report.sha256 = hasher.finalize()
             files.append(report)

@@ -171,6 +171,33 @@ import Testing
         if example == "xdp-port-filter" { #expect(flagged.isEmpty) }
     }
 
+    /// Private keys and tokens in any file of a package are errors, also when they straddle
+    /// the chunks the inspector reads in; set-user-ID and set-group-ID files are refused.
+    @Test func secretsAndSetUIDFilesAreRefused() throws {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n"
+        let token = "export TOKEN=epr_" + String(repeating: "aB3", count: 15) + "\n"
+        let aws = "aws_access_key_id = AKIA" + String(repeating: "Q7", count: 8) + "\n"
+        let straddling = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024 - 20) + Array(key.utf8)
+        let harmless = "the epr_ prefix, AKIA alone, and PRIVATE KEY----- without a begin line are fine\n"
+        func inspect(_ files: [(String, [UInt8], UInt32)]) throws -> [Finding] {
+            var tar = TarBuilder()
+            tar.entry("xdp_port_filter/", type: "5", mode: 0o755)
+            for (name, content, mode) in files { tar.entry("xdp_port_filter/" + name, content: content, mode: mode) }
+            let archive = try TarBuilder.gzip(tar.tar())
+            return try PackageInspector().inspect(source: MemorySource(archive), artifact: nil).findings
+        }
+        let found = try inspect([("deploy/key", Array(key.utf8), 0o644), ("env.sh", Array(token.utf8), 0o644),
+                                 ("aws.ini", Array(aws.utf8), 0o644), ("big.bin", straddling, 0o644), ("notes.txt", Array(harmless.utf8), 0o644),
+                                 ("helper", [0x7F, 0x45, 0x4C, 0x46], 0o4755), ("group-tool", [], 0o2755)])
+        let secrets = found.filter { $0.check == "package.secret" }
+        #expect(Set(secrets.compactMap(\.location)) == ["deploy/key", "env.sh", "aws.ini", "big.bin"], "\(secrets)")
+        #expect(secrets.allSatisfy { $0.severity == .error })
+        #expect(secrets.first { $0.location == "env.sh" }?.message.contains("an epr API token") == true)
+        #expect(secrets.first { $0.location == "aws.ini" }?.message.contains("an AWS access key") == true)
+        let setuid = found.filter { $0.check == "package.setuid" }
+        #expect(Set(setuid.compactMap(\.location)) == ["helper", "group-tool"], "\(setuid)")
+    }
+
     @Test func longPathsSurviveThroughPax() throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
