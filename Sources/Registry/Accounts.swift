@@ -181,14 +181,19 @@ extension RegistryService {
         }
     }
 
+    /// Token names: 1 to 100 printable characters.
+    public static func validateTokenName(_ name: String) throws(RegistryError) {
+        guard (1...100).contains(name.count), name.unicodeScalars.allSatisfy({ ![.control, .format, .lineSeparator, .paragraphSeparator, .unassigned].contains($0.properties.generalCategory) }) else {
+            throw .invalidToken("the token needs a name of 1 to 100 printable characters")
+        }
+    }
+
     /// Most active tokens one user may hold.
     static let tokensPerUser = 100
 
     private func issueToken(for owner: String, name: String, scopes: [String], packages: [String], expiresIn: TimeInterval?,
                             by principal: Principal) async throws -> IssuedToken {
-        guard (1...100).contains(name.count), name.unicodeScalars.allSatisfy({ ![.control, .format, .lineSeparator, .paragraphSeparator, .unassigned].contains($0.properties.generalCategory) }) else {
-            throw RegistryError.invalidToken("the token needs a name of 1 to 100 printable characters")
-        }
+        try Self.validateTokenName(name)
         var requested = Set<Principal.Scope>()
         for scope in scopes {
             guard let value = Principal.Scope(rawValue: scope) else {

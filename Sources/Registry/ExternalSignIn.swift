@@ -57,7 +57,7 @@ extension RegistryService {
     public func unlink(provider: String, by principal: Principal?) async throws {
         try await authorize(.readSelf, principal, target: provider)
         guard let principal else { throw RegistryError.unauthenticated }
-        guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.tokenID?.hasPrefix("ses_") == true else {
+        guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.viaSession else {
             throw RegistryError.forbidden("unlinking needs a signed-in session or a token with the owners scope")
         }
         guard try await credentials.unlink(user: principal.name, provider: provider) > 0 else {

@@ -103,7 +103,7 @@ public enum IDTokenValidator {
         let now = expecting.now.timeIntervalSince1970
         guard exp + expecting.leeway > now else { throw refuse("the ID token expired") }
         guard iat - expecting.leeway <= now else { throw refuse("the ID token was issued in the future") }
-        guard let nonce = payload["nonce"] as? String, constantTimeEqual(nonce, expecting.nonce) else {
+        guard let nonce = payload["nonce"] as? String, ConstantTime.equal(nonce, expecting.nonce) else {
             throw refuse("the ID token's nonce does not match this sign-in")
         }
         let verified: Bool = (payload["email_verified"] as? Bool) ?? ((payload["email_verified"] as? String) == "true")
@@ -134,8 +134,6 @@ public enum IDTokenValidator {
         if let value = value as? NSNumber { return value.doubleValue }
         return nil
     }
-
-    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool { ConstantTime.equal(Array(a.utf8), Array(b.utf8)) }
 
     /// Base64url without padding (RFC 7515, section 2).
     public static func base64URL(_ text: some StringProtocol) -> Data? {

@@ -37,7 +37,8 @@ extension RegistryService {
 
     public func organisationList() async throws -> [Organisation] { try await organisations.organisations() }
 
-    func organisationAdmins(_ org: String) async throws -> [String] {
+    /// The organisation's admins (who manage its members); unknown organisations are refused.
+    public func organisationAdmins(_ org: String) async throws -> [String] {
         guard try await organisations.organisation(name: org) != nil else { throw RegistryError.organisationNotFound(org) }
         return try await organisations.members(org: org).filter { $0.role == "admin" }.map(\.user)
     }
@@ -59,7 +60,7 @@ extension RegistryService {
     public func removeMember(_ org: String, user: String, by principal: Principal?) async throws {
         if let principal, principal.name == user {
             try await authorize(.readSelf, principal, target: org)
-            guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.tokenID?.hasPrefix("ses_") == true else {
+            guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.viaSession else {
                 throw RegistryError.forbidden("leaving an organisation needs a signed-in session or a token with the owners scope")
             }
             guard try await organisations.organisation(name: org) != nil else { throw RegistryError.organisationNotFound(org) }

@@ -51,6 +51,8 @@ public struct Principal: Sendable, Equatable {
     /// Why this principal may only read and look after its own account for now (an admin who
     /// signed in without the second factor its role requires).
     public var restriction: String?
+    /// Whether a browser session (not an API token) authenticated the request.
+    public var viaSession = false
 
     public init(name: String, role: Role, tokenID: String? = nil, scopes: Set<Scope>? = nil, packages: [String] = [],
                 address: String? = nil, tokenExpiresAt: Date? = nil) {

@@ -122,6 +122,13 @@ public struct RateLimits: Sendable {
         self.authFailures = authFailures
     }
 
+    /// Refuses an address locked out after failed authentications, before any more work.
+    public func checkAddress(_ address: String) throws(RegistryError) {
+        if let seconds = authFailures?.lockedOut(address) {
+            throw .rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
+        }
+    }
+
     /// Requests per user per minute (the burst too), publishes per user per hour (a sixth of
     /// them at once), failed authentications per address in ten minutes before a lockout;
     /// 0 turns a limit off.

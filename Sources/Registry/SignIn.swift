@@ -41,6 +41,8 @@ public struct SignedIn: Sendable {
 public struct IssuedSession: Sendable {
     public var record: SessionRecord
     public var secret: String
+    /// Why the session may only look after its own account, if it may.
+    public var restriction: String?
 }
 
 extension RegistryService {
@@ -51,9 +53,7 @@ extension RegistryService {
     /// before any hashing. Unknown users cost as much time as wrong passwords.
     public func signIn(name: String, password: String, otp: String?, recoveryCode: String?, address: String?) async throws -> SignedIn {
         let origin = address ?? "-", account = name.lowercased()
-        if let seconds = limits.authFailures?.lockedOut(origin) {
-            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
-        }
+        try limits.checkAddress(origin)
         if let seconds = signIn.accountLockout?.lockedOut(account) {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed sign-ins for this account")
         }
@@ -107,7 +107,8 @@ extension RegistryService {
         try await credentials.insertSession(record, hash: AccessToken.hash(secret))
         await audit(AuditRecord(at: now, actor: record.user, tokenID: record.id, address: address, action: "session.start", target: record.id,
                                 detail: signedIn.method))
-        return IssuedSession(record: record, secret: secret)
+        let restriction = try await signedInPrincipal(signedIn.user, method: signedIn.method, sessionID: record.id, address: address).restriction
+        return IssuedSession(record: record, secret: secret, restriction: restriction)
     }
 
     /// Issues an API token to a user who signed in (for the command line): the role's scopes,
@@ -124,9 +125,7 @@ extension RegistryService {
         let now = Date(), origin = address ?? "-"
         guard let session = try await credentials.session(hash: AccessToken.hash(secret)) else {
             // As with tokens, a locked-out address is refused only what it cannot prove.
-            if let seconds = limits.authFailures?.lockedOut(origin) {
-                throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
-            }
+            try limits.checkAddress(origin)
             limits.authFailures?.failed(origin)
             throw RegistryError.unauthenticated
         }
@@ -139,7 +138,9 @@ extension RegistryService {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "\(user.name) has made too many requests")
         }
         if tokenUses.shouldRecord(session.id, at: now) { try? await credentials.touchSession(id: session.id, at: now) }
-        return (try await signedInPrincipal(user, method: session.method, sessionID: session.id, address: address), session)
+        var principal = try await signedInPrincipal(user, method: session.method, sessionID: session.id, address: address)
+        principal.viaSession = true
+        return (principal, session)
     }
 
     /// A signed-in user's principal: every right of the role, unless the role needs a second
@@ -179,9 +180,7 @@ extension RegistryService {
     /// registration is open, without one (as a user).
     public func register(name: String, password: String, invitation: String?, address: String?) async throws -> UserRecord {
         let origin = address ?? "-"
-        if let seconds = limits.authFailures?.lockedOut(origin) {
-            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed attempts from this address")
-        }
+        try limits.checkAddress(origin)
         if let seconds = signIn.registrations?.take(origin) {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many registrations from this address")
         }

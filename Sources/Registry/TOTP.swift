@@ -96,8 +96,11 @@ public enum Base32 {
     }
 }
 
-enum ConstantTime {
-    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+/// Comparisons of secrets whose time does not depend on where they differ.
+public enum ConstantTime {
+    public static func equal(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool { equal(Array(a.utf8), Array(b.utf8)) }
+
+    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
         for index in a.indices { difference |= a[index] ^ b[index] }

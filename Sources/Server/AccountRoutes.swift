@@ -36,10 +36,7 @@ struct AccountRoutes: Sendable {
 
     /// Decodes a JSON body of at most 64 KiB, or says what is wrong with it.
     func body<T: Decodable>(_ type: T.Type, _ request: Request, example: String) async throws -> T {
-        let buffer = try await request.body.collect(upTo: 64 * 1024)
-        do { return try JSONDecoder().decode(T.self, from: buffer) } catch {
-            throw Problem(.badRequest, "invalid-body", "the body must be JSON like \(example)")
-        }
+        try await JSONBody.decode(type, from: request, example: example, requireJSONType: false)
     }
 
     // MARK: Own account

@@ -98,9 +98,7 @@ struct OIDCRoutes: Sendable {
         guard let state = query.get("state"), let flow = flows.take(state: state), flow.provider == name else {
             throw RegistryError.externalSignInFailed("the sign-in is unknown or expired (state); start again")
         }
-        let bound = request.headers[values: .cookie].flatMap { $0.split(separator: ";") }.contains {
-            $0.trimmingCharacters(in: .whitespaces) == "\(stateCookie)=\(state)"
-        }
+        let bound = SessionCookies.value(of: stateCookie, in: request.headers[values: .cookie]) == state
         do {
             guard bound else { throw RegistryError.externalSignInFailed("the sign-in was started in another browser") }
             if let error = query.get("error") {
@@ -179,13 +177,10 @@ struct OIDCRoutes: Sendable {
     // MARK: Command-line sign-in
 
     @Sendable func beginCommandLine(_ request: Request, context: RegistryRequestContext) async throws -> Response {
-        let body = try await SessionRoutes(registry: registry, authenticator: authenticator)
-            .body(CommandLineSignInRequest.self, request, example: #"{"provider": "github", "redirect_port": 49152, "token_name": "laptop"}"#)
+        let body = try await JSONBody.decode(CommandLineSignInRequest.self, from: request, example: #"{"provider": "github", "redirect_port": 49152, "token_name": "laptop"}"#)
         let provider = try await directory.provider(body.provider)
         if let days = body.expires_in_days, !(1...1830).contains(days) { throw RegistryError.invalidToken("expires_in_days must be between 1 and 1830") }
-        if let name = body.token_name, !(1...100).contains(name.count) || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw RegistryError.invalidToken("the token needs a name of 1 to 100 printable characters")
-        }
+        if let name = body.token_name { try RegistryService.validateTokenName(name) }
         let id = RegistryService.randomString(20, prefix: "cli_", lowercase: true), secret = RegistryService.randomString(43, prefix: "")
         guard (1024...65535).contains(body.redirect_port) else {
             throw RegistryError.invalidRequest("redirect_port must be the port (1024 to 65535) the command line listens on at 127.0.0.1")
@@ -199,8 +194,7 @@ struct OIDCRoutes: Sendable {
 
     /// The token, once, for the secret of the request and the code its loopback port received.
     @Sendable func collect(_ request: Request, context: RegistryRequestContext) async throws -> Response {
-        let body = try await SessionRoutes(registry: registry, authenticator: authenticator)
-            .body(CommandLineCollectRequest.self, request, example: #"{"secret": "...", "code": "..."}"#)
+        let body = try await JSONBody.decode(CommandLineCollectRequest.self, from: request, example: #"{"secret": "...", "code": "..."}"#)
         guard let token = flows.collect(try context.parameters.require("id"), secretHash: AccessToken.hash(body.secret),
                                         codeHash: AccessToken.hash(body.code)) else {
             throw Problem(.notFound, "sign-in-not-found", "this command-line sign-in is unknown, unfinished, collected or expired; start again")

@@ -206,7 +206,7 @@ final class OIDCFlows: Sendable {
         commandLine.withLockedValue { waiting in
             guard let signIn = waiting[id], Date().timeIntervalSince(signIn.created) < Self.lifetime,
                   let token = signIn.token, let expected = signIn.codeHash,
-                  IDTokenValidator.constantTimeEqual(signIn.secretHash, secretHash), IDTokenValidator.constantTimeEqual(expected, codeHash) else {
+                  ConstantTime.equal(signIn.secretHash, secretHash), ConstantTime.equal(expected, codeHash) else {
                 return nil
             }
             waiting[id] = nil

@@ -29,7 +29,7 @@ struct OrganisationRoutes: Sendable {
     }
 
     func body<T: Decodable>(_ type: T.Type, _ request: Request, example: String) async throws -> T {
-        try await SessionRoutes(registry: registry, authenticator: authenticator).body(type, request, example: example)
+        try await JSONBody.decode(type, from: request, example: example)
     }
 
     static func body(_ view: RegistryService.OrganisationView) -> OrganisationBody {
@@ -60,15 +60,10 @@ struct OrganisationRoutes: Sendable {
     @Sendable func setMember(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let principal = try await principal(request, context)
         let org = try context.parameters.require("org")
-        try await registry.authorize(.manageOrganisation(org: org), principal, owners: try await admins(org), target: org)
+        try await registry.authorize(.manageOrganisation(org: org), principal, owners: try await registry.organisationAdmins(org), target: org)
         let body = try await body(OrganisationChangeRequest.self, request, example: #"{"role": "member"}"#)
         let member = try await registry.setMember(org, user: try context.parameters.require("user"), role: body.role ?? "member", by: principal)
         return try JSON.response(MemberBody(user: member.user, role: member.role, added_at: member.addedAt))
-    }
-
-    /// The organisation's admins, for checking the caller before the body is read.
-    func admins(_ org: String) async throws -> [String] {
-        try await registry.organisation(org).members.filter { $0.role == "admin" }.map(\.user)
     }
 
     @Sendable func removeMember(_ request: Request, context: RegistryRequestContext) async throws -> Response {

@@ -44,10 +44,7 @@ struct Authenticator: Sendable {
         guard let secret = cookies.value(in: request.headers[values: .cookie]) else { return nil }
         let (principal, session) = try await registry.principal(forSession: secret, address: address(request, context))
         if ![.get, .head, .options].contains(request.method) {
-            let given = Array((request.headers[.xCSRFToken] ?? "").utf8), expected = Array(session.csrf.utf8)
-            var difference = given.count == expected.count ? 0 : 1
-            for (a, b) in zip(given, expected) { difference |= Int(a ^ b) }
-            guard difference == 0 else {
+            guard ConstantTime.equal(request.headers[.xCSRFToken] ?? "", session.csrf) else {
                 throw Problem(.forbidden, "csrf-failed", "a request signed in by cookie must carry the session's CSRF token in X-CSRF-Token")
             }
             if let origin = request.headers[.origin], let host = request.head.authority, Self.authority(of: origin) != host {
@@ -91,7 +88,10 @@ struct SessionCookies: Sendable {
 
     var name: String { secure ? "__Host-epr_session" : "epr_session" }
 
-    func value(in headers: [String]) -> String? {
+    func value(in headers: [String]) -> String? { Self.value(of: name, in: headers) }
+
+    /// The value of the cookie `name` in `Cookie` header fields.
+    static func value(of name: String, in headers: [String]) -> String? {
         for header in headers {
             for pair in header.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)

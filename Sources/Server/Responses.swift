@@ -31,6 +31,23 @@ struct VersionDetail: Encodable {
     enum Keys: String, CodingKey { case manifest, report }
 }
 
+/// Request bodies of the REST API: JSON of at most 64 KiB, or a problem saying what is wrong.
+enum JSONBody {
+    /// With `requireJSONType`, only `application/json` is taken, which a cross-site HTML form
+    /// cannot send, so cookie-signed requests cannot be forged from another site.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, example: String, requireJSONType: Bool = true) async throws -> T {
+        if requireJSONType {
+            guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json") else {
+                throw Problem(.unsupportedMediaType, "unsupported-media-type", "the body must be application/json")
+            }
+        }
+        let buffer = try await request.body.collect(upTo: 64 * 1024)
+        do { return try JSONDecoder().decode(T.self, from: buffer) } catch {
+            throw Problem(.badRequest, "invalid-body", "the body must be JSON like \(example)")
+        }
+    }
+}
+
 enum JSON {
     static var encoder: JSONEncoder { APICoding.encoder }
 

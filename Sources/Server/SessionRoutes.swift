@@ -31,16 +31,9 @@ struct SessionRoutes: Sendable {
         api.post("users/:user/password-reset", use: resetPassword)
     }
 
-    /// A JSON body of at most 64 KiB. Only `application/json` is taken, which a cross-site
-    /// HTML form cannot send, so signing in cannot be forged from another site either.
+    /// Only `application/json` bodies: signing in cannot be forged from another site's form.
     func body<T: Decodable>(_ type: T.Type, _ request: Request, example: String) async throws -> T {
-        guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json") else {
-            throw Problem(.unsupportedMediaType, "unsupported-media-type", "the body must be application/json")
-        }
-        let buffer = try await request.body.collect(upTo: 64 * 1024)
-        do { return try JSONDecoder().decode(T.self, from: buffer) } catch {
-            throw Problem(.badRequest, "invalid-body", "the body must be JSON like \(example)")
-        }
+        try await JSONBody.decode(type, from: request, example: example)
     }
 
     func principal(_ request: Request, _ context: RegistryRequestContext) async throws -> Principal? {
@@ -60,8 +53,7 @@ struct SessionRoutes: Sendable {
     @Sendable func signIn(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         let signedIn = try await checkSignIn(request, context)
         let issued = try await registry.startSession(for: signedIn, address: authenticator.address(request, context))
-        let principal = try await registry.principal(forSession: issued.secret, address: authenticator.address(request, context)).0
-        return try JSON.response(Self.body(issued.record, csrf: true, restriction: principal.restriction), status: .created,
+        return try JSON.response(Self.body(issued.record, csrf: true, restriction: issued.restriction), status: .created,
                                  headers: [.setCookie: authenticator.cookies.setting(issued.secret), .cacheControl: "no-store"])
     }
 
