@@ -86,6 +86,7 @@ extension RegistryService {
         case .manageUsers: "user.change"
         case .readAudit: "audit.read"
         case .manageOrganisation: "org.change"
+        case .giveUpAccess: "access.give-up"
         }
     }
 

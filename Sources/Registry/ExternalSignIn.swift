@@ -55,11 +55,8 @@ extension RegistryService {
 
     /// Removes the principal's links to a provider's accounts.
     public func unlink(provider: String, by principal: Principal?) async throws {
-        try await authorize(.readSelf, principal, target: provider)
+        try await authorize(.giveUpAccess(what: "unlinking"), principal, target: provider)
         guard let principal else { throw RegistryError.unauthenticated }
-        guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.viaSession else {
-            throw RegistryError.forbidden("unlinking needs a signed-in session or a token with the owners scope")
-        }
         guard try await credentials.unlink(user: principal.name, provider: provider) > 0 else {
             throw RegistryError.invalidRequest("no \(provider) account is linked to \(principal.name)")
         }

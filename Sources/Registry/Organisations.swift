@@ -59,10 +59,7 @@ extension RegistryService {
     /// Removes a member: the organisation's admins, or the member itself.
     public func removeMember(_ org: String, user: String, by principal: Principal?) async throws {
         if let principal, principal.name == user {
-            try await authorize(.readSelf, principal, target: org)
-            guard principal.restriction == nil, principal.scopes.contains(.owners) || principal.viaSession else {
-                throw RegistryError.forbidden("leaving an organisation needs a signed-in session or a token with the owners scope")
-            }
+            try await authorize(.giveUpAccess(what: "leaving an organisation"), principal, target: org)
             guard try await organisations.organisation(name: org) != nil else { throw RegistryError.organisationNotFound(org) }
         } else {
             try await authorize(.manageOrganisation(org: org), principal, owners: try await organisationAdmins(org), target: org)

@@ -115,6 +115,9 @@ public enum Action: Sendable, Equatable {
     case readSelf
     /// Managing an organisation's members (`owners` are its admins).
     case manageOrganisation(org: String)
+    /// Giving up some of one's own access (leaving an organisation, unlinking a provider's
+    /// account), here named by `what`.
+    case giveUpAccess(what: String)
 }
 
 /// The one authorisation policy every endpoint goes through.
@@ -168,6 +171,12 @@ public struct AuthorizationPolicy: Sendable {
             try need(.owners)
             try package(name)
             try owner(name)
+        case let .giveUpAccess(what):
+            // A browser session may; a token only with the owners scope, so that a leaked
+            // read-only token cannot take its user out of anything.
+            guard principal.viaSession || principal.scopes.contains(.owners) else {
+                throw .forbidden("\(what) needs a signed-in session or a token with the owners scope")
+            }
         case let .manageOrganisation(org):
             try need(.owners)
             // Members own every package of the organisation: a token limited to some packages
