@@ -35,6 +35,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(name: "Checks", dependencies: ["PackageFormat"]),
         .target(
             name: "Storage",
             dependencies: [
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "Registry",
             dependencies: [
-                "BPFObject", "PackageFormat", "Storage",
+                "BPFObject", "Checks", "PackageFormat", "RegistryAPI", "Storage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -85,7 +86,7 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "BPFObject", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI",
+                "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -105,10 +106,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "PackageFormat", "TestSupport"]),
+        .testTarget(name: "ChecksTests", dependencies: ["Checks", "PackageFormat", "TestSupport"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Registry", "Storage", "PackageFormat", "TestSupport",
+                "Server", "Registry", "Storage", "PackageFormat", "Checks", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -9,7 +9,8 @@ public struct EPRCommand: AsyncParsableCommand {
         subcommands: [PackageCommand.self, InspectCommand.self, ServeCommand.self, PublishCommand.self, DownloadCommand.self,
                       InfoCommand.self, VersionsCommand.self, YankCommand.self, DeprecateCommand.self, SearchCommand.self,
                       LoginCommand.self, LogoutCommand.self, RegisterCommand.self, PasswordCommand.self, SecondFactorCommand.self,
-                      WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self]
+                      WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,
+                      CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self]
     )
 
     public init() {}

@@ -10,18 +10,27 @@ extension Data {
 }
 
 struct PublishCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a package archive.")
+    static let configuration = CommandConfiguration(
+        commandName: "publish", abstract: "Submit a package archive for checks and review.",
+        discussion: "The version is published once the automated checks pass and reviewers approve it (or at once after the checks, for publishers allowed to auto-publish).")
     @Argument(help: "The package archive (<artifact>.tar.gz), as written by epr package.") var file: String
+    @Option(help: "Seconds to wait for the automated checks before answering (0: answer at once).") var wait = 300
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let client = try options.client()
         let progress = ProgressLine(label: "uploading")
-        let data = try await reportingProblems { try await client.publish(file: file, progress: options.json ? nil : progress.update) }
+        let data = try await reportingProblems {
+            try await client.publish(file: file, wait: max(0, wait), progress: options.json ? nil : progress.update)
+        }
         progress.finish()
         if options.json { data.printJSON(); return }
-        let version = try data.decoded(VersionSummary.self)
-        Output.line("published \(version.name)@\(version.version) (\(version.sha256), \(version.size) bytes)")
+        let detail = try data.decoded(SubmissionDetail.self)
+        let submission = detail.submission
+        let verb = submission.state == "published" ? "published" : "submitted"
+        Output.line("\(verb) \(submission.name)@\(submission.version) as \(submission.id) (\(submission.sha256), \(submission.size) bytes)")
+        Output.line("state: \(submission.state)" + (submission.reason.map { ": \($0)" } ?? ""))
+        Output.line(ReviewText.checks(detail.checks))
     }
 }
 

@@ -50,11 +50,15 @@ public struct RegistryClient: Sendable {
         try await send(request(path))
     }
 
-    public func publish(file: String, progress: Progress? = nil) async throws -> Data {
+    /// Submits a package archive; with `wait` seconds, the answer comes once its checks are
+    /// done (or the time is up).
+    public func publish(file: String, wait: Int = 0, progress: Progress? = nil) async throws -> Data {
         let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64 ?? 0
         let body = HTTPClientRequest.Body.stream(FileChunks(path: file, progress: progress, total: size), length: .known(size))
-        return try await send(request("/api/v1/packages", method: .POST, body: body,
-                                      headers: [("Content-Type", "application/gzip")]), expecting: 201, timeout: .hours(1))
+        var headers = [("Content-Type", "application/gzip")]
+        if wait > 0 { headers.append(("Prefer", "wait=\(wait)")) }
+        return try await send(request("/api/v1/packages", method: .POST, body: body, headers: headers), expecting: 201,
+                              timeout: .seconds(3600 + Int64(wait)))
     }
 
     public func setYanked(_ name: String, _ version: String, yanked: Bool, reason: String?) async throws -> Data {

@@ -87,6 +87,9 @@ extension RegistryService {
         case .readAudit: "audit.read"
         case .manageOrganisation: "org.change"
         case .giveUpAccess: "access.give-up"
+        case .review: "submission.review"
+        case .readSubmission: "submission.read"
+        case .withdraw: "submission.withdraw"
         }
     }
 

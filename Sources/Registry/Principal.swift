@@ -118,6 +118,14 @@ public enum Action: Sendable, Equatable {
     /// Giving up some of one's own access (leaving an organisation, unlinking a provider's
     /// account), here named by `what`.
     case giveUpAccess(what: String)
+    /// Approving, rejecting or asking for changes to a submission of this package, published by
+    /// `publisher` (reviewers never decide on their own submissions).
+    case review(package: String, publisher: String)
+    /// Reading a submission, its archive, checks and comments, or commenting on it: its
+    /// publisher, the package's owners, and reviewers.
+    case readSubmission(package: String, publisher: String)
+    /// Withdrawing a submission: its publisher (or an admin).
+    case withdraw(package: String, publisher: String)
 }
 
 /// The one authorisation policy every endpoint goes through.
@@ -189,6 +197,23 @@ public struct AuthorizationPolicy: Sendable {
             if user != principal.name { try need(.admin) }
         case .manageUsers, .readAudit:
             try need(.admin)
+        case let .review(name, publisher):
+            try need(.review)
+            try package(name)
+            guard principal.name != publisher else { throw .forbidden("\(principal.name) published this submission and cannot review it") }
+        case let .readSubmission(name, publisher):
+            guard principal.name == publisher || principal.actsAsAdmin || principal.scopes.contains(.review)
+                || (owners ?? []).contains(principal.name) else {
+                throw .forbidden("only the publisher, the owners of \(name) and reviewers see its submissions")
+            }
+        case let .withdraw(name, publisher):
+            guard principal.name == publisher || principal.actsAsAdmin else {
+                throw .forbidden("only \(publisher), who submitted it, can withdraw this submission of \(name)")
+            }
+            if !principal.actsAsAdmin {
+                guard principal.scopes.contains(.publishNew) || principal.scopes.contains(.publishUpdate) else { try need(.publishUpdate); return }
+            }
+            try package(name)
         }
     }
 }

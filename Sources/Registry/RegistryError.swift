@@ -40,6 +40,11 @@ public enum RegistryError: Error, Sendable, Equatable {
     case invalidRequest(String)
     case organisationNotFound(String)
     case organisationConflict(String)
+    case submissionNotFound(String)
+    /// The submission's state does not allow this (approving a rejected one, ...).
+    case submissionState(id: String, state: String, wanted: String)
+    /// Approving needs these warnings acknowledged by check id.
+    case acknowledgementRequired([String])
 
     public var code: String {
         switch self {
@@ -76,6 +81,9 @@ public enum RegistryError: Error, Sendable, Equatable {
         case .invalidRequest: "invalid-request"
         case .organisationNotFound: "organisation-not-found"
         case .organisationConflict: "organisation-conflict"
+        case .submissionNotFound: "submission-not-found"
+        case .submissionState: "submission-state"
+        case .acknowledgementRequired: "acknowledgement-required"
         }
     }
 
@@ -116,6 +124,10 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .invalidRequest(reason): reason
         case let .organisationNotFound(name): "there is no organisation \(name)"
         case let .organisationConflict(reason): reason
+        case let .submissionNotFound(id): "there is no submission \(id) (or it is not yours to see)"
+        case let .submissionState(id, state, wanted): "submission \(id) is \(state): it cannot be \(wanted)"
+        case let .acknowledgementRequired(checks):
+            "approving needs these warnings acknowledged (acknowledge: [...]): " + checks.joined(separator: ", ")
         }
     }
 }

@@ -1,4 +1,5 @@
 import BPFObject
+import Checks
 import Foundation
 import Logging
 import NIOPosix
@@ -13,7 +14,13 @@ public struct RegistryService: Sendable {
     public let accounts: any AccountStore
     public let credentials: any CredentialStore
     public let organisations: any OrganisationStore
+    public let submissions: any SubmissionStore
     public var inspector: PackageInspector
+    /// The automated checks every submission goes through after its inspection.
+    public var checks = CheckSuite()
+    public var review = ReviewSettings()
+    /// Where checks unpack packages.
+    public var scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-checks")
     public var policy = AuthorizationPolicy()
     public var limits = RateLimits()
     public var signIn = SignInSettings()
@@ -26,13 +33,16 @@ public struct RegistryService: Sendable {
 
     /// Tokens whose last use was recorded recently, so that requests do not each write it.
     let tokenUses = TokenUses()
+    /// Wakes the check runner when a submission queues jobs.
+    public let jobs = JobSignal()
 
-    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore, blobs: any BlobStore,
-                inspector: PackageInspector = PackageInspector(), logger: Logger) {
+    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore,
+                blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.accounts = accounts
         self.credentials = accounts
         self.organisations = accounts
+        self.submissions = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger
@@ -40,10 +50,12 @@ public struct RegistryService: Sendable {
 
     // MARK: Publishing
 
-    /// Publishes the package archive spooled in `upload` (a temporary file of the blob store,
-    /// consumed whatever happens). The version becomes visible atomically, only once both its
-    /// blob and its metadata are durable.
-    public func publish(upload: URL, by principal: Principal?) async throws -> VersionRecord {
+    /// Submits the package archive spooled in `upload` (a temporary file of the blob store,
+    /// consumed whatever happens): it is inspected at once (an invalid package is refused), then
+    /// recorded as a submission with its background checks queued. The submission, its blob and
+    /// its jobs become visible atomically; its version is published only once checks and review
+    /// let it through.
+    public func publish(upload: URL, by principal: Principal?) async throws -> SubmissionRecord {
         defer { try? FileManager.default.removeItem(at: upload) }
         let inspector = self.inspector
         let report = try await NIOThreadPool.singleton.runIfActive { () throws -> PackageReport in
@@ -61,15 +73,28 @@ public struct RegistryService: Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        let now = Date()
         let record = VersionRecord(
             package: manifest.name.value, version: manifest.version.description, artifact: manifest.artifact,
             platforms: manifest.platforms, digest: report.sha256, size: Int64(report.size),
             manifest: try encoder.encode(manifest), report: try encoder.encode(report),
-            publisher: principal?.name ?? "", publishedAt: Date())
+            publisher: principal?.name ?? "", publishedAt: now)
+        let inspection = CheckSuite.inspectionResult(report)
+        let queued = checks.jobs
+        var submission = SubmissionRecord(id: SubmissionRecord.newID(), canonical: manifest.name.canonical, version: record, state: .submitted,
+                                          approvalsRequired: review.approvalsRequired, createdAt: now, updatedAt: now)
+        if queued.isEmpty {
+            // Nothing left to run: the inspection decides where it goes.
+            let auto = try await submissions.autoPublishers().contains(record.publisher)
+            let decision = verdict([inspection], publisher: record.publisher, autoPublishFlag: auto)
+            submission.state = decision.state
+            submission.reason = decision.reason
+        }
         let blobs = self.blobs, digest = report.sha256
         do {
-            try await metadata.insertVersion(record, packageName: manifest.name.value, canonical: manifest.name.canonical,
-                                             description: manifest.description, ownership: principal?.actsAsAdmin == true ? .anyone : .owners) {
+            try await submissions.insertSubmission(submission, packageName: manifest.name.value, description: manifest.description,
+                                                   ownership: principal?.actsAsAdmin == true ? .anyone : .owners,
+                                                   done: [CheckSuite.inspection: inspection], queued: queued) {
                 try await blobs.store(upload, digest: digest)
             }
         } catch let MetadataStoreError.versionExists(package, version) {
@@ -83,19 +108,23 @@ public struct RegistryService: Sendable {
             await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: "\(user) is not an owner of \(package)")
             throw RegistryError.forbidden("\(user) is not an owner of \(package)")
         }
-        cache.invalidate(manifest.name.canonical)
-        await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", detail: "sha256:\(digest.hex)")
-        logger.info("published", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)",
+        if submission.state == .published { cache.invalidate(manifest.name.canonical) }
+        await audit("submit", principal, target: "\(manifest.name)@\(manifest.version)", detail: "\(submission.id) sha256:\(digest.hex)")
+        logger.info("submitted", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)", "submission": "\(submission.id)",
                                             "digest": "\(digest)", "publisher": "\(record.publisher)"])
-        return record
+        jobs.wake()
+        return submission
     }
 
     // MARK: Reading
 
     public func package(named name: String) async throws -> (package: PackageRecord, versions: [VersionRecord]) {
         let canonical = try Self.canonical(name)
+        // A package whose first version is still in review is not there yet for readers.
         guard let package = try await metadata.package(canonical: canonical) else { throw RegistryError.packageNotFound(name) }
-        return (package, VersionResolver.sorted(try await versions(canonical: canonical)))
+        let versions = VersionResolver.sorted(try await versions(canonical: canonical))
+        guard !versions.isEmpty else { throw RegistryError.packageNotFound(name) }
+        return (package, versions)
     }
 
     public func version(_ name: String, _ version: String) async throws -> VersionRecord {

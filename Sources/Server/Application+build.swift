@@ -19,10 +19,14 @@ public struct RegistryServer {
     let lock: Int32
     /// Event loops of its own, when configured with a thread count.
     let group: MultiThreadedEventLoopGroup?
+    /// The background check workers.
+    let checks: Task<Void, Never>
 
-    /// Closes the metadata store and releases the data directory.
+    /// Stops the check workers, closes the metadata store and releases the data directory.
     public func shutdown() async throws {
         defer { close(lock) }
+        checks.cancel()
+        await checks.value
         do {
             try await registry.metadata.close()
         } catch {
@@ -49,6 +53,9 @@ extension RegistryServer {
         registry.limits = RateLimits(tokenRequestsPerMinute: configuration.tokenRequestsPerMinute, publishesPerHour: configuration.publishesPerHour,
                                      authFailuresBeforeLockout: configuration.authFailuresBeforeLockout)
         registry.signIn = configuration.signInSettings
+        registry.checks = configuration.checkSuite
+        registry.review = configuration.reviewSettings
+        registry.scratch = data.appendingPathComponent("checks")
         _ = try await registry.sweep()
 
         var generated: String?
@@ -96,6 +103,7 @@ extension RegistryServer {
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        SubmissionRoutes(registry: registry, authenticator: authenticator, metrics: metrics).add(to: router)
         OIDCRoutes(registry: registry, authenticator: authenticator, directory: OIDCDirectory(providers: configuration.oidcProviders),
                    flows: OIDCFlows(), publicURL: configuration.publicURL, tls: tls != nil).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
@@ -111,8 +119,11 @@ extension RegistryServer {
             },
             eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)
+        // The data directory's lock makes this process the only worker of its store.
+        let runner = CheckRunner(registry: registry)
+        let checks = Task { await runner.run(exclusive: true) }
         return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
-                              group: group)
+                              group: group, checks: checks)
     }
 
     static let serverName = "epr"

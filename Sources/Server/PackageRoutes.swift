@@ -68,12 +68,29 @@ struct PackageRoutes: Sendable {
             try? FileManager.default.removeItem(at: upload)
             throw error
         }
-        let record = try await registry.publish(upload: upload, by: principal)
+        let wait = try Self.wait(request.headers[HTTPField.Name("Prefer")!])
+        let submission = try await registry.publish(upload: upload, by: principal)
         metrics.published()
-        let location = "/api/v1/packages/\(record.package)/versions/\(record.version)"
-        return try JSON.response(VersionDetail(summary: VersionSummary(record, baseURL: baseURL(request)),
-                                               manifest: try? JSONDecoder().decode(Manifest.self, from: record.manifest), report: nil),
-                                 status: .created, headers: [.location: location])
+        // With `Prefer: wait=N`, answer once the checks are done (or after N seconds).
+        let deadline = ContinuousClock.now + .seconds(wait)
+        var view = try await registry.submission(submission.id, by: principal)
+        while wait > 0, view.submission.state == .submitted || view.submission.state == .checking, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            view = try await registry.submission(submission.id, by: principal)
+        }
+        return try JSON.response(SubmissionRoutes.detail(view), status: .created, headers: [.location: "/api/v1/submissions/\(submission.id)"])
+    }
+
+    /// Seconds of `Prefer: wait=N` (RFC 7240), at most 600.
+    static func wait(_ header: String?) throws -> Int {
+        guard let header else { return 0 }
+        for preference in header.split(separator: ",") {
+            let parts = preference.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, parts[0].lowercased() == "wait" else { continue }
+            guard let seconds = Int(parts[1]), seconds >= 0 else { throw Problem(.badRequest, "invalid-prefer", "Prefer: wait takes seconds") }
+            return min(seconds, 600)
+        }
+        return 0
     }
 
     // MARK: Reading

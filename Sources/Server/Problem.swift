@@ -40,9 +40,9 @@ struct Problem: Error, Encodable, Sendable {
         let status: HTTPResponse.Status = switch error {
         case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken, .invalidRequest: .badRequest
         case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound,
-             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound, .organisationNotFound: .notFound
-        case .versionExists, .userExists, .ownerConflict, .organisationConflict: .conflict
-        case .invalidPackage, .archiveRefused, .invalidPassword: .unprocessableContent
+             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound, .organisationNotFound, .submissionNotFound: .notFound
+        case .versionExists, .userExists, .ownerConflict, .organisationConflict, .submissionState: .conflict
+        case .invalidPackage, .archiveRefused, .invalidPassword, .acknowledgementRequired: .unprocessableContent
         case .unauthenticated, .signInFailed, .secondFactorRequired, .externalSignInFailed: .unauthorized
         case .forbidden, .registrationClosed, .signupInvitationInvalid: .forbidden
         case .rateLimited: .tooManyRequests

@@ -55,6 +55,18 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var hstsMaxAge = 31_536_000
     /// OpenID Connect providers people may sign in with (`[oidc.NAME]` tables of the config file).
     public var oidcProviders: [OIDCProvider] = []
+    /// Approvals a submission needs from reviewers other than its publisher.
+    public var approvalsRequired = 1
+    /// Users whose submissions are published without review once every check passes.
+    public var autoPublish: [String] = []
+    /// Check jobs run at once.
+    public var checkWorkers = 1
+    /// Whether submissions are loaded into the kernel verifier.
+    public var verifier = true
+    /// Seconds the verifier check gets per package (all its objects together).
+    public var verifierTimeout = 60
+    /// External scanners (`[scanner.NAME]` tables of the config file).
+    public var scanners: [Scanner] = []
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -95,24 +107,26 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("two_factor_roles", "EPR_TWO_FACTOR_ROLES"), ("session_hours", "EPR_SESSION_HOURS"),
         ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
         ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
-    ]
+    ] + reviewKeys
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
     public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
         var values: [String: String] = [:]
         var providers: [OIDCProvider] = []
+        var scanners: [Scanner] = []
         if let file {
             let text = try String(contentsOfFile: file, encoding: .utf8)
             let document = try TOMLParser.parse(text)
             guard case let .table(server)? = document["server"] else { throw Invalid(description: "\(file) has no [server] table") }
             providers = try oidcProviders(document["oidc"], file: file, environment: environment)
+            scanners = try self.scanners(document["scanner"], file: file)
             for key in server.keys {
                 guard keys.contains(where: { $0.file == key }) else { throw Invalid(description: "\(file): unknown key server.\(key)") }
                 switch server[key]! {
                 case let .string(value): values[key] = value
                 case let .integer(value): values[key] = String(value)
                 case let .boolean(value): values[key] = String(value)
-                case let .array(items) where key == "trusted_proxies" || key == "two_factor_roles":
+                case let .array(items) where ["trusted_proxies", "two_factor_roles", "auto_publish"].contains(key):
                     values[key] = try items.map { item -> String in
                         guard case let .string(text) = item else { throw Invalid(description: "\(file): server.\(key) must list strings") }
                         return text
@@ -174,7 +188,9 @@ public struct ServerConfiguration: Sendable, Equatable {
             configuration.trustedProxies = list
         }
         try applySignIn(values, to: &configuration)
+        try applyReview(values, to: &configuration)
         configuration.oidcProviders = providers
+        configuration.scanners = scanners
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
             configuration.shutdownGracePeriod = seconds

@@ -82,7 +82,9 @@ public protocol MetadataStore: Sendable {
     /// Creates tables and applies migrations; safe to call on every start.
     func migrate() async throws
 
-    /// Records a new version, creating its package on first publish, atomically. `commitBlob`
+    /// Records a new version as published at once, without checks or review (for imports and
+    /// tests; uploads go through ``SubmissionStore/insertSubmission``), creating its package on
+    /// first publish, atomically. `commitBlob`
     /// runs inside the same transaction, after the rows are written and just before they become
     /// visible, so a blob is never kept for a refused version and never missing for a visible one.
     /// With `.owners`, a new version of an existing package is refused

@@ -138,6 +138,8 @@ public final class SQLiteMetadataStore: MetadataStore {
             """,
             "ALTER TABLE owner_invitations ADD COLUMN transfer INTEGER NOT NULL DEFAULT 0",
         ],
+        // Submissions: uploads on their way through background checks and review.
+        submissionsMigration,
     ]
 
     public func migrate() async throws {
@@ -160,60 +162,6 @@ public final class SQLiteMetadataStore: MetadataStore {
                     _ = try? await writer.query("ROLLBACK")
                     throw error
                 }
-            }
-        }
-    }
-
-    public func insertVersion(_ version: VersionRecord, packageName: String, canonical: String, description: String,
-                              ownership: PublishOwnership, commitBlob: @Sendable () async throws -> Void) async throws {
-        try await writeLock.withLock { [writer] in
-            let key = Self.versionKey(version.version)
-            _ = try await writer.query("BEGIN IMMEDIATE")
-            do {
-                let existing = try await writer.query("SELECT 1 FROM versions WHERE canonical = ? AND version_key = ?",
-                                                      [.text(canonical), .text(key)])
-                guard existing.isEmpty else { throw MetadataStoreError.versionExists(package: packageName, version: version.version) }
-                let isNew = try await writer.query("SELECT 1 FROM packages WHERE canonical = ?", [.text(canonical)]).isEmpty
-                if !isNew, ownership == .owners {
-                    let owns = try await writer.query(Self.ownsQuery, [.text(canonical), .text(version.publisher)])
-                    guard !owns.isEmpty else { throw AccountStoreError.notOwner(user: version.publisher, package: packageName) }
-                }
-                // A new name in an organisation's namespace (`org` or `org-...`) is the
-                // organisation's, and only its members may take it.
-                let namespace = isNew ? try await Self.namespace(of: canonical, writer) : nil
-                if let namespace, ownership == .owners {
-                    let member = try await writer.query("SELECT 1 FROM org_members WHERE org = ? AND user = ?",
-                                                        [.text(namespace), .text(version.publisher)])
-                    guard !member.isEmpty else { throw AccountStoreError.namespaceTaken(package: packageName, org: namespace) }
-                }
-                let now = Date().timeIntervalSince1970
-                let keywords = (try? JSONDecoder().decode(Manifest.self, from: version.manifest))?.keywords.joined(separator: " ") ?? ""
-                _ = try await writer.query("""
-                    INSERT INTO packages (canonical, name, description, keywords, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(canonical) DO UPDATE SET description = excluded.description, keywords = excluded.keywords,
-                    updated_at = excluded.updated_at
-                    """, [.text(canonical), .text(packageName), .text(description), .text(keywords), .float(now), .float(now)])
-                _ = try await writer.query("""
-                    INSERT INTO versions (canonical, version, version_key, artifact, platforms, digest, size, manifest, report,
-                    publisher, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.text(canonical), .text(version.version), .text(key), .text(version.artifact),
-                          .text(version.platforms.joined(separator: ",")), .text(version.digest.hex), .integer(Int(version.size)),
-                          .blob(ByteBuffer(bytes: version.manifest)), .blob(ByteBuffer(bytes: version.report)),
-                          .text(version.publisher), .float(version.publishedAt.timeIntervalSince1970)])
-                if isNew {
-                    _ = try await writer.query("INSERT INTO owners (canonical, user, added_at) SELECT ?, name, ? FROM users WHERE name = ?",
-                                               [.text(canonical), .float(now), .text(version.publisher)])
-                    if let namespace {
-                        _ = try await writer.query("INSERT INTO package_orgs (canonical, org, since) VALUES (?, ?, ?)",
-                                                   [.text(canonical), .text(namespace), .float(now)])
-                    }
-                }
-                // Last before COMMIT: a failed insert never leaves a blob behind.
-                try await commitBlob()
-                _ = try await writer.query("COMMIT")
-            } catch {
-                _ = try? await writer.query("ROLLBACK")
-                throw error
             }
         }
     }
@@ -243,7 +191,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func searchPackages(query: String, offset: Int, limit: Int) async throws -> Page<PackageRecord> {
         let pattern = "%" + query.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
             .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-        let filter = "canonical LIKE ?1 ESCAPE '\\' OR lower(name) LIKE ?1 ESCAPE '\\' OR lower(description) LIKE ?1 ESCAPE '\\' OR lower(keywords) LIKE ?1 ESCAPE '\\'"
+        // Packages with a published version only: a first submission still in review is not listed.
+        let filter = """
+            (canonical LIKE ?1 ESCAPE '\\' OR lower(name) LIKE ?1 ESCAPE '\\' OR lower(description) LIKE ?1 ESCAPE '\\'
+            OR lower(keywords) LIKE ?1 ESCAPE '\\') AND EXISTS (SELECT 1 FROM versions v WHERE v.canonical = packages.canonical)
+            """
         let total = try await reader.query("SELECT COUNT(*) AS n FROM packages WHERE \(filter)", [.text(pattern)]).first?.column("n")?.integer ?? 0
         let rows = try await reader.query("SELECT * FROM packages WHERE \(filter) ORDER BY canonical LIMIT ?2 OFFSET ?3",
                                           [.text(pattern), .integer(limit), .integer(offset)])
@@ -268,17 +220,22 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func isReferenced(_ digest: SHA256Digest) async throws -> Bool {
-        try await !reader.query("SELECT 1 FROM versions WHERE digest = ? LIMIT 1", [.text(digest.hex)]).isEmpty
+        try await !reader.query("SELECT 1 FROM versions WHERE digest = ?1 UNION ALL \(Self.heldBlobs) AND digest = ?1 LIMIT 1",
+                                [.text(digest.hex)]).isEmpty
     }
 
     public func referencedDigests() async throws -> Set<SHA256Digest> {
-        Set(try await reader.query("SELECT DISTINCT digest FROM versions").compactMap { $0.column("digest")?.string.map(SHA256Digest.init(hex:)) })
+        Set(try await reader.query("SELECT digest FROM versions UNION \(Self.heldBlobs)").compactMap { $0.column("digest")?.string.map(SHA256Digest.init(hex:)) })
     }
 
     /// Runs one statement on the writer (for tests and maintenance).
     func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws {
         try await writeLock.withLock { [writer] in _ = try await writer.query(sql, binds) }
     }
+
+    /// Submissions keep their archive while they may still be reviewed or resubmitted from;
+    /// rejected and withdrawn ones let it go.
+    static let heldBlobs = "SELECT digest FROM submissions WHERE state NOT IN ('rejected', 'withdrawn')"
 
     public func ping() async throws {
         _ = try await reader.query("SELECT 1")

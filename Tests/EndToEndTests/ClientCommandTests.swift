@@ -141,9 +141,9 @@ import Testing
         func has(_ actor: String?, _ action: String, _ target: String?, _ outcome: String = "success") -> Bool {
             records.contains { $0.actor == actor && $0.action == action && $0.target == target && $0.outcome == outcome }
         }
-        #expect(has("alice", "publish", "exec-tracker@1.0.0"))
+        #expect(has("alice", "submit", "exec-tracker@1.0.0"))
         #expect(has("bob", "publish", "exec-tracker@1.1.0", "denied"))
-        #expect(has("bob", "publish", "exec-tracker@1.1.0"))
+        #expect(has("bob", "submit", "exec-tracker@1.1.0"))
         #expect(has("alice", "owner.invite", "exec-tracker") && has("bob", "owner.accept", "exec-tracker"))
         #expect(has("admin", "user.create", "alice") && has("bob", "token.revoke", bobTokens[0].id))
         #expect(has("bob", "auth", nil, "denied"), "the revoked token's attempt")

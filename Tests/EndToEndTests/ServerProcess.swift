@@ -34,7 +34,8 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         process = Process()
         process.executableURL = URL(fileURLWithPath: Fixtures.eprBinary)
         process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0"]) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0",
+                                                                                      "EPR_AUTO_PUBLISH": "admin"]) { $1 }
             .merging(environment) { $1 }
         process.standardError = output
         process.standardOutput = output
@@ -64,6 +65,18 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
 
     func stop() { kill(signal: SIGTERM) }
 
+    /// Waits until no submission is still being checked.
+    func waitForChecks(timeout: Duration = .seconds(180)) async throws {
+        struct Page: Decodable { var total: Int }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let answer = try await get("/api/v1/submissions?state=submitted,checking", token: Self.token)
+            if answer.status == 200, try JSONDecoder().decode(Page.self, from: Data(answer.body)).total == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw Fixtures.FixtureError(description: "submissions were still being checked after \(timeout)")
+    }
+
     // MARK: Requests
 
     func publish(_ archive: [UInt8]) async throws -> (status: Int, body: String) {
@@ -71,14 +84,17 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(Self.token)")
         request.headers.add(name: "Content-Type", value: "application/gzip")
+        request.headers.add(name: "Prefer", value: "wait=120")
         request.body = .bytes(ByteBuffer(bytes: archive))
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         let body = try await response.body.collect(upTo: 16 << 20)
         return (Int(response.status.code), String(buffer: body))
     }
 
-    func get(_ path: String) async throws -> (status: Int, body: [UInt8], headers: [String: String]) {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: baseURL + path), timeout: .seconds(60))
+    func get(_ path: String, token: String? = nil) async throws -> (status: Int, body: [UInt8], headers: [String: String]) {
+        var request = HTTPClientRequest(url: baseURL + path)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 64 << 20)
         var headers: [String: String] = [:]
         for header in response.headers { headers[header.name.lowercased()] = header.value }

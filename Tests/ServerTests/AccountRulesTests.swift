@@ -59,7 +59,7 @@ import Testing
     } }
 
     @Test func anAdminsNarrowTokenGetsNoMoreThanAnOwnersWould() async throws {
-        let registry = try await TestRegistry.make()
+        let registry = try await TestRegistry.make { $0.autoPublish = ["alice"] }
         let archive = try registry.archive("exec-tracker")
         let service = registry.server.registry
         _ = try await service.createUser(name: "alice", role: .publisher, by: Self.admin)

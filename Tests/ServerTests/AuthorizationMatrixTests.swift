@@ -61,6 +61,36 @@ import Testing
         }
     }
 
+    /// A submission is seen by its publisher (`owner`, with any of its tokens), reviewers and
+    /// admins; to anyone else it does not exist.
+    static func submissionReaders(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .user, .nonOwner: .notFound
+        default: .allowed
+        }
+    }
+
+    /// Deciding on a submission takes the review scope, and never one's own.
+    static func reviewers(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .user, .nonOwner: .notFound
+        case .reviewer, .admin, .review: .allowed
+        default: .forbidden
+        }
+    }
+
+    /// Withdrawing: the publisher with a publishing right, or an admin.
+    static func withdrawers(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .user, .nonOwner: .notFound
+        case .owner, .publishNew, .publishUpdate, .admin, .adminScope: .allowed
+        default: .forbidden
+        }
+    }
+
     /// A provider's callback with no sign-in under way: refused whoever calls.
     static func noSignInUnderWay(_ caller: Caller) -> Outcome { .unauthenticated }
 
@@ -117,6 +147,13 @@ import Testing
         "PUT /api/v1/orgs/{org}/members/{user}": packageChange(.owners), "DELETE /api/v1/orgs/{org}/members/{user}": packageChange(.owners),
         "PUT /api/v1/packages/{name}/org": packageChange(.owners), "DELETE /api/v1/packages/{name}/org": packageChange(.owners),
         "POST /api/v1/packages/{name}/transfer": packageChange(.owners),
+        // Submissions: the one the owner's upload made.
+        "GET /api/v1/submissions": signedIn, "GET /api/v1/submissions/{id}": submissionReaders,
+        "GET /api/v1/submissions/{id}/archive": submissionReaders, "GET /api/v1/submissions/{id}/diff": submissionReaders,
+        "POST /api/v1/submissions/{id}/comments": submissionReaders, "POST /api/v1/submissions/{id}/approve": reviewers,
+        "POST /api/v1/submissions/{id}/reject": reviewers, "POST /api/v1/submissions/{id}/request-changes": reviewers,
+        "POST /api/v1/submissions/{id}/withdraw": withdrawers,
+        "GET /api/v1/auto-publishers": admins, "PUT /api/v1/auto-publishers/{user}": admins, "DELETE /api/v1/auto-publishers/{user}": admins,
     ]
 
     @Test func everyRouteHasAPolicyAndKeepsIt() async throws {
@@ -125,6 +162,7 @@ import Testing
         let registry = try await TestRegistry.make {
             $0.authFailuresBeforeLockout = 0
             $0.publishesPerHour = 0
+            $0.autoPublish = ["owner"]
         }
         let archive = try registry.archive("xdp-port-filter")
         let routes = registry.server.routes
@@ -168,7 +206,8 @@ import Testing
             // The package, published by its owner.
             let first = try await client.publish(archive, token: callerTokens[.owner])
             try #require(first.status == .created, "\(String(buffer: first.body))")
-            let digest = try first.json(VersionBody.self).sha256
+            let submission = try first.json(SubmissionBody.self).submission
+            let digest = String(submission.sha256.dropFirst("sha256:".count))
 
             // The OpenAPI document describes exactly the routes the server has.
             let document = try JSONSerialization.jsonObject(with: Data(buffer: try await client.get("/openapi.json").body)) as? [String: Any]
@@ -181,7 +220,7 @@ import Testing
             for route in routes.sorted() {
                 guard let policy = Self.policies[route] else { continue }
                 for caller in Caller.allCases {
-                    let (method, path, body) = try await Self.request(route, caller: caller, digest: digest, archive: archive,
+                    let (method, path, body) = try await Self.request(route, caller: caller, digest: digest, submission: submission.id, archive: archive,
                                                                       victim: { try await token("bob", []) }, accounts: accounts)
                     var headers: HTTPFields = [:]
                     if let token = callerTokens[caller] { headers[.authorization] = "Bearer \(token)" }
@@ -204,16 +243,21 @@ import Testing
         }
     }
 
-    struct VersionBody: Decodable { var sha256: String }
+    struct SubmissionBody: Decodable {
+        struct Summary: Decodable { var id: String; var sha256: String }
+        var submission: Summary
+    }
 
     /// The concrete request for a route, made fresh for each caller where the route consumes
     /// something (a token to revoke).
-    static func request(_ route: String, caller: Caller, digest: String, archive: ByteBuffer, victim: @Sendable () async throws -> String,
-                        accounts: any AccountStore) async throws -> (HTTPRequest.Method, String, ByteBuffer?) {
+    static func request(_ route: String, caller: Caller, digest: String, submission: String, archive: ByteBuffer,
+                        victim: @Sendable () async throws -> String, accounts: any AccountStore) async throws -> (HTTPRequest.Method, String, ByteBuffer?) {
         let parts = route.split(separator: " ", maxSplits: 1)
         let method = HTTPRequest.Method(String(parts[0]))!
         var path = String(parts[1])
-        if path.contains("{id}") {
+        if path.hasPrefix("/api/v1/submissions/") {
+            path = path.replacingOccurrences(of: "{id}", with: submission)
+        } else if path.contains("{id}") {
             let secret = try await victim()
             let id = try await accounts.token(hash: AccessToken.hash(secret))?.id ?? "tok_none"
             path = path.replacingOccurrences(of: "{id}", with: id)
@@ -232,6 +276,7 @@ import Testing
         case "PUT /api/v1/orgs/{org}/members/{user}": ByteBuffer(string: #"{"role": "member"}"#)
         case "PUT /api/v1/packages/{name}/org": ByteBuffer(string: #"{"org": "xdp"}"#)
         case "POST /api/v1/packages/{name}/transfer": ByteBuffer(string: #"{"user": "bob"}"#)
+        case "POST /api/v1/submissions/{id}/comments": ByteBuffer(string: #"{"message": "matrix"}"#)
         default: nil
         }
         return (method, path, body)

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import PackageFormat
 import TestSupport
+import RegistryAPI
 import Testing
 
 struct VersionBody: Decodable, Equatable {
@@ -24,10 +25,11 @@ struct VersionBody: Decodable, Equatable {
         try await registry.run { client in
             let created = try await client.publish(archive)
             #expect(created.status == .created)
-            #expect(created.headers[.location] == "/api/v1/packages/xdp-port-filter/versions/1.0.0")
-            let body = try created.json(VersionBody.self)
+            let body = try created.json(SubmissionDetail.self).submission
+            #expect(created.headers[.location] == "/api/v1/submissions/\(body.id)")
             #expect(body.sha256 == SHA256Digest(of: archive.readableBytesView).description)
             #expect(body.size == Int64(archive.readableBytes))
+            #expect(body.state == "published", "the admin auto-publishes once checked")
 
             let again = try await client.publish(archive)
             #expect(again.status == .conflict)

@@ -18,6 +18,10 @@ struct TestRegistry {
         var configuration = ServerConfiguration()
         configuration.dataDirectory = directory.appendingPathComponent("data").path
         configuration.port = 0
+        // The admin's uploads are published once checked, so tests of other things need no
+        // reviewer; the kernel verifier has tests of its own.
+        configuration.autoPublish = ["admin"]
+        configuration.verifier = false
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -53,7 +57,7 @@ struct TestRegistry {
 
 extension TestClientProtocol {
     func publish(_ archive: ByteBuffer, token: String? = TestRegistry.token, contentType: String = "application/gzip") async throws -> TestResponse {
-        var headers: HTTPFields = [.contentType: contentType]
+        var headers: HTTPFields = [.contentType: contentType, HTTPField.Name("Prefer")!: "wait=60"]
         if let token { headers[.authorization] = "Bearer \(token)" }
         return try await execute(uri: "/api/v1/packages", method: .post, headers: headers, body: archive)
     }

@@ -104,6 +104,34 @@ extension Fixtures {
         return try PackageBuilder().build(directory: source, output: output, modificationTime: 0).path
     }
 
+    /// The xdp-proto-counter example with the bounds check before its first packet read taken
+    /// out and rebuilt with clang: a valid package whose program the kernel verifier refuses.
+    public static func unverifiablePackage(into directory: URL) throws -> String {
+        let copy = directory.appendingPathComponent("unverifiable-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("xdp-proto-counter"), to: copy)
+        let source = copy.appendingPathComponent("src/proto_counter.bpf.c")
+        let text = try String(contentsOf: source, encoding: .utf8)
+        let check = "\tif ((void *)(eth + 1) > data_end)\n\t\treturn -1;\n"
+        guard text.contains(check) else { throw FixtureError(description: "the example's first bounds check has changed") }
+        try text.replacingOccurrences(of: check, with: "").write(to: source, atomically: true, encoding: .utf8)
+        guard let clang = tool("clang") else { throw FixtureError(description: "clang is not installed (scripts/install-bpf-toolchain.sh installs it)") }
+        let (status, output) = try run(clang, ["-O2", "-g", "-target", "bpf", "-I/usr/include/\(machineTriple)", "-c", source.path,
+                                               "-o", copy.appendingPathComponent("proto_counter.bpf.o").path])
+        guard status == 0 else { throw FixtureError(description: "clang failed: \(output)") }
+        let output2 = directory.appendingPathComponent("out-\(copy.lastPathComponent)")
+        try FileManager.default.createDirectory(at: output2, withIntermediateDirectories: true)
+        return try PackageBuilder().build(directory: copy, output: output2, modificationTime: 0).path
+    }
+
+    /// Where Debian keeps this machine's multiarch headers (asm/types.h).
+    static var machineTriple: String {
+        #if arch(arm64)
+        "aarch64-linux-gnu"
+        #else
+        "x86_64-linux-gnu"
+        #endif
+    }
+
     /// The `epr` executable built with the tests.
     public static var eprBinary: String {
         if let explicit = ProcessInfo.processInfo.environment["EPR_BINARY"] { return explicit }
