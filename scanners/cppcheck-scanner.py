@@ -62,7 +62,7 @@ def main():
         macros.write(LIBBPF_MACROS)
         macros.flush()
         command = ["cppcheck", "--xml", "--xml-version=2", "--quiet", "--enable=warning,style,performance,portability",
-                   "--std=c11", "-D__BPF__", "-D__bpf__", "--include=" + macros.name, "--inline-suppr"] + files
+                   "--std=c11", "-D__BPF__", "-D__bpf__", "--include=" + macros.name] + files
         try:
             run = subprocess.run(command, capture_output=True, text=True, timeout=240)
         except FileNotFoundError:

@@ -174,7 +174,7 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Print the results as JSON.") var json = false
 
     func run() throws {
-        var configuration = try ServerConfiguration.resolve(file: config, environment: [:], overrides: [:])
+        var configuration = try ServerConfiguration.resolve(file: config, environment: ProcessInfo.processInfo.environment, overrides: [:])
         if noVerifier { configuration.verifier = false }
         let name = URL(fileURLWithPath: file).lastPathComponent
         let report: PackageReport
@@ -182,7 +182,10 @@ struct CheckCommand: ParsableCommand {
             Output.error("\(file): \(error.description) [\(error.code)]")
             throw ReportedFailure()
         }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-check-\(getpid())")
+        // A directory of its own, made by mkdtemp (0700): nobody else can have prepared it.
+        var template = Array(FileManager.default.temporaryDirectory.appendingPathComponent("epr-check-XXXXXX").path.utf8CString)
+        guard let made = mkdtemp(&template) else { throw ValidationError("cannot make a scratch directory") }
+        let scratch = URL(fileURLWithPath: String(cString: made))
         defer { try? FileManager.default.removeItem(at: scratch) }
         let results = configuration.checkSuite.runAll(archive: file, report: report, scratch: scratch)
         let bodies = results.map { ReviewText.body($0.check, $0.result) }

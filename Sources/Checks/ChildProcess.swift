@@ -31,6 +31,8 @@ public struct ChildProcess: Sendable {
     public var environment: [String: String]?
     public var timeout: Duration
     public var outputLimit = 4 << 20
+    /// Stops the command early (a server shutting down).
+    public var cancellation: Cancellation?
 
     public init(executable: String, arguments: [String], environment: [String: String]? = nil, timeout: Duration) {
         self.executable = executable
@@ -50,21 +52,17 @@ public struct ChildProcess: Sendable {
         return nil
     }
 
+    /// Children are started one at a time, so that no child inherits another's pipe ends in the
+    /// moment before they are marked close-on-exec.
+    private static let spawning = NSLock()
+
+    /// Runs the command; when `cancellation` is cancelled (it is looked at every 200 ms), the
+    /// command and everything it started are killed.
     public func run(errorLine: (Substring) -> Void = { _ in }) throws -> Result {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0 else { throw Failure.cannotStart(executable, errno: errno) }
-        guard pipe(&errPipe) == 0 else {
-            close(outPipe[0]); close(outPipe[1])
-            throw Failure.cannotStart(executable, errno: errno)
-        }
-        // Not inherited by children started elsewhere in this process meanwhile.
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -76,17 +74,28 @@ public struct ChildProcess: Sendable {
         var defaults = sigset_t()
         sigfillset(&defaults)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-
         let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+
         var pid: pid_t = 0
-        let code = withCStrings([executable] + arguments) { argv in
-            withCStrings(env) { envp in posix_spawn(&pid, executable, &actions, &attributes, argv, envp) }
+        let code: Int32 = Self.spawning.withLock {
+            guard pipe(&outPipe) == 0 else { return errno }
+            guard pipe(&errPipe) == 0 else {
+                let code = errno
+                close(outPipe[0]); close(outPipe[1])
+                return code
+            }
+            for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+            let code = withCStrings([executable] + arguments) { argv in
+                withCStrings(env) { envp in posix_spawn(&pid, executable, &actions, &attributes, argv, envp) }
+            }
+            close(outPipe[1]); close(errPipe[1])
+            if code != 0 { close(outPipe[0]); close(errPipe[0]) }
+            return code
         }
-        close(outPipe[1]); close(errPipe[1])
-        guard code == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            throw Failure.cannotStart(executable, errno: code)
-        }
+        guard code == 0 else { throw Failure.cannotStart(executable, errno: code) }
         defer { close(outPipe[0]); close(errPipe[0]) }
 
         let deadline = ContinuousClock.now + timeout
@@ -94,15 +103,27 @@ public struct ChildProcess: Sendable {
         var pending: [UInt8] = []
         var open = [outPipe[0], errPipe[0]]
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while !open.isEmpty {
+        var status: Int32 = 0, exited = false
+        // Read until both pipes close and the command has exited; what it started goes with it
+        // when it exits. The time limit and cancellation hold throughout.
+        while !exited || !open.isEmpty {
             let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero {
-                timedOut = true
+            if remaining <= .zero || cancellation?.isCancelled == true {
+                timedOut = remaining <= .zero
                 kill(-pid, SIGKILL)
                 break
             }
+            if !exited, waitpid(pid, &status, WNOHANG) == pid {
+                exited = true
+                kill(-pid, SIGKILL)
+                continue
+            }
+            guard !open.isEmpty else {
+                usleep(20_000)
+                continue
+            }
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let millis = Int32(min(1000, max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
+            let millis = Int32(min(200, max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
             let ready = poll(&fds, nfds_t(fds.count), millis)
             if ready < 0, errno == EINTR { continue }
             guard ready > 0 else { continue }
@@ -134,14 +155,20 @@ public struct ChildProcess: Sendable {
             }
         }
         if !pending.isEmpty { errorLine(Substring(decoding: pending, as: UTF8.self)) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        // Whatever the command left running in its group goes with it.
-        kill(-pid, SIGKILL)
-        let exited = status & 0x7f == 0
-        return Result(status: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f, timedOut: timedOut,
+        if !exited { while waitpid(pid, &status, 0) < 0, errno == EINTR {} }
+        let normal = status & 0x7f == 0
+        return Result(status: normal ? (status >> 8) & 0xff : nil, signal: normal ? nil : status & 0x7f, timedOut: timedOut,
                       output: output, outputTruncated: truncated)
     }
+}
+
+/// A flag that asks running commands to stop, set from any thread.
+public final class Cancellation: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+    public init() {}
+    public var isCancelled: Bool { lock.withLock { cancelled } }
+    public func cancel() { lock.withLock { cancelled = true } }
 }
 
 private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {

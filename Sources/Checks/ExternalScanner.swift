@@ -10,10 +10,12 @@ import PackageFormat
 /// It exits 0 (or 1 when it found something); any other exit, a time-out or output that is not
 /// that JSON means the scan itself failed. Each finding's check id is prefixed with
 /// `scanner.NAME.`.
-public struct ExternalScanner: Sendable, Equatable {
+public struct ExternalScanner: Sendable {
     public var name: String
     public var command: [String]
     public var timeout: Duration
+    /// Stops its commands early.
+    public var cancellation: Cancellation?
 
     public init(name: String, command: [String], timeout: Duration = .seconds(300)) {
         self.name = name
@@ -45,12 +47,14 @@ public struct ExternalScanner: Sendable, Equatable {
         guard let first = command.first, let executable = ChildProcess.find(first) else {
             throw Failure.failed("the scanner \(name) cannot be started: \(command.first ?? "no command") is not installed")
         }
-        var environment = ProcessInfo.processInfo.environment
+        // The server's own settings (its secrets among them) stay with the server.
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("EPR_") }
         environment["EPR_PACKAGE_DIR"] = directory.path
         environment["EPR_PACKAGE_ARCHIVE"] = archive
         var errors: [String] = []
-        let child = ChildProcess(executable: executable, arguments: Array(command.dropFirst()) + [directory.path], environment: environment,
+        var child = ChildProcess(executable: executable, arguments: Array(command.dropFirst()) + [directory.path], environment: environment,
                                  timeout: timeout)
+        child.cancellation = cancellation
         let result = try child.run { line in
             errors.append(String(line.prefix(300)))
             if errors.count > 10 { errors.removeFirst() }

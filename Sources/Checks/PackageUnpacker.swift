@@ -27,11 +27,14 @@ public enum PackageUnpacker {
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 guard symlink(entry.linkTarget ?? "", path) == 0 else { throw CocoaError(.fileWriteUnknown) }
             case .hardlink:
-                let target = root.appendingPathComponent(Self.relative(entry.linkTarget ?? "")).path
-                guard link(target, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+                // The target as the archive reader resolved it: an earlier regular file entry,
+                // whose own path passes through no link; never the raw text, whose `..` the
+                // kernel would resolve through symbolic links.
+                guard let target = Self.normalised(entry.linkTarget ?? "") else { throw CocoaError(.fileWriteUnknown) }
+                guard link(root.appendingPathComponent(target).path, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
             case .file:
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(entry.mode & 0o755 | 0o600))
+                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(entry.mode & 0o755 | 0o600))
                 guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
                 defer { close(fd) }
                 while true {
@@ -50,9 +53,20 @@ public enum PackageUnpacker {
         return root
     }
 
-    /// A hard link's target names the whole archive path; below the top level it is the rest.
-    static func relative(_ target: String) -> String {
-        guard let slash = target.firstIndex(of: "/") else { return target }
-        return String(target[target.index(after: slash)...])
+    /// A hard link's target (a path in the archive, from its top-level directory) resolved
+    /// lexically and made relative to the top-level directory; nil when it leaves it.
+    static func normalised(_ target: String) -> String? {
+        var parts: [Substring] = []
+        for part in target.split(separator: "/") {
+            switch part {
+            case ".": continue
+            case "..":
+                guard !parts.isEmpty else { return nil }
+                parts.removeLast()
+            default: parts.append(part)
+            }
+        }
+        guard parts.count >= 2 else { return nil }
+        return parts.dropFirst().joined(separator: "/")
     }
 }

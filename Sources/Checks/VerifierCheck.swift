@@ -17,6 +17,8 @@ public struct VerifierCheck: Sendable {
     /// The search path for `bpftool` and `unshare` (by default `PATH` and the system's sbin
     /// directories, where bpftool lives).
     public var searchPath: String?
+    /// Stops its commands early.
+    public var cancellation: Cancellation?
 
     public init(timeout: Duration = .seconds(60),
                 searchPath: String? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/local/sbin:/usr/sbin:/sbin") {
@@ -76,9 +78,10 @@ public struct VerifierCheck: Sendable {
             for pin in /sys/fs/bpf/epr-verify/*; do "$1" -j prog show pinned "$pin"; echo; done
             """
         var load = Load()
-        let child = ChildProcess(executable: unshare, arguments: ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
+        var child = ChildProcess(executable: unshare, arguments: ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh",
                                                                  bpftool, object],
                                  environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"], timeout: timeout)
+        child.cancellation = cancellation
         do {
             var log = VerifierLog()
             load.result = try child.run { log.consume($0) }
@@ -154,9 +157,18 @@ public struct VerifierCheck: Sendable {
             }
         }
         if result.status != 0, !load.log.programs.contains(where: { $0.failure != nil }) {
-            // bpftool refused before any program reached the kernel (maps, BTF, relocations).
+            // bpftool stopped before any program reached the kernel: the host may not load BPF
+            // at all (no rights, a security module, a container), which says nothing of the
+            // package; otherwise the object itself is at fault (maps, BTF, relocations).
             let message = load.log.other.filter { !$0.hasPrefix("Warning:") && !$0.hasPrefix("If it used") }.suffix(6).joined(separator: "\n")
-            findings.append(Finding(.error, "verifier.load-failed", "\(path) could not be loaded:\n\(message)", at: path))
+            let host = ["probe", "Operation not permitted", "Permission denied", "Couldn't load trivial BPF program", "ulimit -l"]
+            if host.contains(where: { message.contains($0) }) {
+                findings.append(Finding(.warning, "verifier.not-run", "this host cannot load BPF programs, so \(path) was not verified:\n\(message)",
+                                        at: path))
+                complete = false
+            } else {
+                findings.append(Finding(.error, "verifier.load-failed", "\(path) could not be loaded:\n\(message)", at: path))
+            }
         }
         return (findings, figures, complete)
     }

@@ -16,11 +16,17 @@ public struct ManifestConsistency {
     let files: [String: PackageFile]
     /// Inspection of each object file: its report, or why it could not be inspected.
     let objects: [String: Result<ObjectReport, BPFObjectError>]
+    /// User-space ELF files, with their sizes.
+    let userSpace: [String: (UserSpaceELF, UInt64)]
+    /// The largest user-space program a package may carry.
+    public static let maxUserProgramSize: UInt64 = 256 << 20
 
-    public init(manifest: Manifest, files: [PackageFile], objects: [String: Result<ObjectReport, BPFObjectError>]) {
+    public init(manifest: Manifest, files: [PackageFile], objects: [String: Result<ObjectReport, BPFObjectError>],
+                userSpace: [String: (UserSpaceELF, UInt64)] = [:]) {
         self.manifest = manifest
         self.files = Dictionary(files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
         self.objects = objects
+        self.userSpace = userSpace
     }
 
     public func findings() -> [Finding] {
@@ -41,6 +47,10 @@ public struct ManifestConsistency {
             if let start = files[user.cmdStart], !start.isExecutable {
                 add(.error, "user-program.not-executable", "user_program.cmd_start \(user.cmdStart) is not executable", user.cmdStart)
             }
+            for file in Set(user.files + [user.cmdStart]).sorted() {
+                guard let (elf, size) = userSpace[file] else { continue }
+                findings += userProgram(elf, size: size, path: file)
+            }
         }
         let declared = Set(manifest.programs.map(\.object))
         for path in objects.keys.sorted() where !declared.contains(path) {
@@ -55,6 +65,40 @@ public struct ManifestConsistency {
                     "\(path):\(program.name)")
             }
         }
+        return findings
+    }
+
+    /// A user-space ELF file: a program or library for a declared architecture, not too large;
+    /// the libraries it needs, for reviewers and operators.
+    private func userProgram(_ elf: UserSpaceELF, size: UInt64, path: String) -> [Finding] {
+        var findings: [Finding] = []
+        switch elf.type {
+        case .executable, .sharedObject: break
+        default:
+            findings.append(Finding(.error, "user-program.not-a-program", "\(path) is an ELF \(elf.type.rawValue) file, not a program or a shared library",
+                                    at: path))
+        }
+        if let architecture = elf.architecture {
+            if !manifest.architectures.isEmpty, !manifest.architectures.contains(architecture) {
+                findings.append(Finding(.error, "user-program.architecture",
+                                        "\(path) is built for \(architecture), but the package declares \(manifest.architectures.joined(separator: ", "))",
+                                        at: path))
+            }
+        } else {
+            findings.append(Finding(.error, "user-program.architecture", "\(path) is built for a machine epr does not know (ELF machine \(elf.machine))",
+                                    at: path))
+        }
+        if size > Self.maxUserProgramSize {
+            findings.append(Finding(.error, "user-program.too-large", "\(path) is \(size) bytes; user-space programs may be at most \(Self.maxUserProgramSize)",
+                                    at: path))
+        }
+        let libraries: String = switch elf.needed {
+        case nil: "needs shared libraries that could not be read"
+        case let list? where list.isEmpty && !elf.isDynamic: "is statically linked"
+        case let list?: list.isEmpty ? "needs no shared library" : "needs " + list.joined(separator: ", ")
+        }
+        let interpreter = elf.interpreter.map { " (interpreter \($0))" } ?? ""
+        findings.append(Finding(.info, "user-program.dependencies", "\(path) \(libraries)\(interpreter)", at: path))
         return findings
     }
 

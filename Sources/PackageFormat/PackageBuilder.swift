@@ -75,8 +75,22 @@ public struct PackageBuilder {
             guard let file = files.first(where: { $0.path == object }), let bytes = FileManager.default.contents(atPath: file.source) else { continue }
             do throws(BPFObjectError) { objects[object] = .success(try inspector.inspect(Array(bytes))) } catch { objects[object] = .failure(error) }
         }
+        // User-space programs, read as the registry reads them.
+        var userSpace: [String: (UserSpaceELF, UInt64)] = [:]
+        for path in Set((manifest.userProgram?.files ?? []) + [manifest.userProgram?.cmdStart].compactMap { $0 }) {
+            guard let file = files.first(where: { $0.path == path }), let handle = FileHandle(forReadingAtPath: file.source) else { continue }
+            defer { try? handle.close() }
+            var reader = UserSpaceELF.Reader(), size: UInt64 = 0, first = true
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                if first, !chunk.starts(with: [0x7F, 0x45, 0x4C, 0x46]) { break }
+                first = false
+                size += UInt64(chunk.count)
+                chunk.withUnsafeBytes { reader.feed($0) }
+            }
+            if let summary = reader.finish() { userSpace[path] = (summary, size) }
+        }
         let consistency = ManifestConsistency(
-            manifest: manifest, files: files.map { .init(path: $0.path, isExecutable: $0.executable) }, objects: objects)
+            manifest: manifest, files: files.map { .init(path: $0.path, isExecutable: $0.executable) }, objects: objects, userSpace: userSpace)
         let findings = warnings + consistency.findings()
         guard !findings.hasErrors else { throw Failure(findings: findings) }
 

@@ -32,6 +32,7 @@ public struct PackageInspector: Sendable {
         var objectBytes: [String: [UInt8]] = [:]
         var objectTotal = 0
         var findings: [Finding] = []
+        var userSpace: [String: (UserSpaceELF, UInt64)] = [:]
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { buffer.deallocate() }
 
@@ -59,6 +60,8 @@ public struct PackageInspector: Sendable {
             var secrets = SecretScanner()
             var kept: [UInt8] = []
             if keep { kept.reserveCapacity(Int(entry.size)) }
+            var elf: UserSpaceELF.Reader?
+            var first = true
             while true {
                 let n = try reader.read(into: buffer)
                 if n == 0 { break }
@@ -66,7 +69,11 @@ public struct PackageInspector: Sendable {
                 hasher.update(chunk)
                 secrets.scan(chunk)
                 if keep { kept.append(contentsOf: chunk) }
+                if first, chunk.starts(with: [0x7F, 0x45, 0x4C, 0x46]) { elf = UserSpaceELF.Reader() }
+                first = false
+                elf?.feed(chunk)
             }
+            if let summary = elf?.finish() { userSpace[entry.relativePath] = (summary, entry.size) }
             for kind in secrets.found {
                 findings.append(Finding(.error, "package.secret", "\(entry.relativePath) contains what looks like \(kind); secrets never belong in a package",
                                         at: entry.relativePath))
@@ -112,7 +119,7 @@ public struct PackageInspector: Sendable {
             }
             let packageFiles = files.filter { $0.kind == .file || $0.kind == .hardlink }
                 .map { ManifestConsistency.PackageFile(path: $0.path, isExecutable: (UInt32($0.mode, radix: 8) ?? 0) & 0o111 != 0) }
-            findings += ManifestConsistency(manifest: manifest, files: packageFiles, objects: results).findings()
+            findings += ManifestConsistency(manifest: manifest, files: packageFiles, objects: results, userSpace: userSpace).findings()
         }
         return PackageReport(
             artifact: artifact, topLevel: reader.topLevel ?? "", sha256: hashing.digest, size: hashing.count,

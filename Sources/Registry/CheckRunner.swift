@@ -24,7 +24,7 @@ public final class CheckRunner: Sendable {
     /// How long a worker holds a job before another may take it: the longest time limit of a
     /// check, and two minutes more for unpacking and recording.
     var lease: TimeInterval {
-        let limits = [registry.checks.verifier?.timeout].compactMap { $0 } + registry.checks.scanners.map(\.timeout)
+        let limits = [registry.checks.verifier?.timeout, registry.checks.sources?.timeout].compactMap { $0 } + registry.checks.scanners.map(\.timeout)
         return Double(limits.map(\.components.seconds).max() ?? 60) + 120
     }
 
@@ -67,19 +67,28 @@ public final class CheckRunner: Sendable {
 
     func process(_ job: CheckJob) async {
         let store = registry.submissions
-        guard let submission = try? await store.submission(id: job.submission) else { return }
-        let started = ContinuousClock.now
+        let submission: SubmissionRecord
         do {
-            let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
-            let (archive, temporary) = try await localArchive(submission.version.digest)
-            defer { if temporary { try? FileManager.default.removeItem(atPath: archive) } }
-            let checks = registry.checks, scratch = registry.scratch
-            let result = try await threads.runIfActive { try checks.run(job.check, archive: archive, report: report, scratch: scratch) }
-            try await complete(job, submission, result)
-            logger.info("check finished", metadata: ["submission": "\(job.submission)", "check": "\(job.check)", "outcome": "\(result.outcome.rawValue)",
-                                                     "attempt": "\(job.attempts)", "duration": "\(ContinuousClock.now - started)"])
-        } catch is CancellationError {
+            guard let found = try await store.submission(id: job.submission) else { return }
+            submission = found
+        } catch {
+            // The store did not answer: give the job back rather than hold it for a lease.
+            try? await store.releaseJob(id: job.id, attempt: job.attempts, retryAt: Date().addingTimeInterval(5))
             return
+        }
+        // A job that never finished however often it was taken (it brought the process down,
+        // say) is not run again.
+        if job.attempts > registry.review.maxAttempts {
+            let result = CheckResult(findings: [Finding(.warning, "\(job.check).not-run",
+                                                        "the check \(job.check) was interrupted \(job.attempts - 1) times and is not run again")],
+                                     ranFully: false)
+            try? await complete(job, submission, result)
+            return
+        }
+        let started = ContinuousClock.now
+        let result: CheckResult
+        do {
+            result = try await run(job, submission)
         } catch {
             if Task.isCancelled { return }
             logger.warning("check could not run", metadata: ["submission": "\(job.submission)", "check": "\(job.check)",
@@ -93,6 +102,31 @@ public final class CheckRunner: Sendable {
                 let delay = pow(4, Double(job.attempts))
                 try? await store.releaseJob(id: job.id, attempt: job.attempts, retryAt: Date().addingTimeInterval(delay))
             }
+            return
+        }
+        do {
+            try await complete(job, submission, result)
+            logger.info("check finished", metadata: ["submission": "\(job.submission)", "check": "\(job.check)", "outcome": "\(result.outcome.rawValue)",
+                                                     "attempt": "\(job.attempts)", "duration": "\(ContinuousClock.now - started)"])
+        } catch {
+            // Recording failed (the check itself ran): the job is taken again when its lease
+            // runs out, or at the next start.
+            if !Task.isCancelled { logger.error("check result not recorded", metadata: ["submission": "\(job.submission)", "error": "\(error)"]) }
+        }
+    }
+
+    /// Runs a job's check on the runner's threads; a shutdown stops the commands it started.
+    func run(_ job: CheckJob, _ submission: SubmissionRecord) async throws -> CheckResult {
+        let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
+        let (archive, temporary) = try await localArchive(submission.version.digest)
+        defer { if temporary { try? FileManager.default.removeItem(atPath: archive) } }
+        let checks = registry.checks, scratch = registry.scratch, cancellation = Cancellation()
+        return try await withTaskCancellationHandler {
+            try await threads.runIfActive {
+                try checks.run(job.check, archive: archive, report: report, scratch: scratch, cancellation: cancellation)
+            }
+        } onCancel: {
+            cancellation.cancel()
         }
     }
 
@@ -106,6 +140,7 @@ public final class CheckRunner: Sendable {
                           metadata: ["submission": "\(job.submission)", "check": "\(job.check)", "attempt": "\(job.attempts)"])
             return
         }
+        registry.notices.wake()
         if let updated = try await registry.submissions.submission(id: submission.id), updated.state != submission.state,
            !updated.state.isOpen || updated.state == .awaitingReview {
             if updated.state == .published { registry.published(updated, by: "epr") }
@@ -119,12 +154,17 @@ public final class CheckRunner: Sendable {
     func localArchive(_ digest: SHA256Digest) async throws -> (String, Bool) {
         if let path = registry.blobs.localPath(of: digest) { return (path, false) }
         let file = try registry.blobs.temporaryFile()
-        guard FileManager.default.createFile(atPath: file.path, contents: nil), let handle = FileHandle(forWritingAtPath: file.path) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
-        defer { try? handle.close() }
-        for try await chunk in try await registry.blobs.read(digest, range: nil) {
-            try handle.write(contentsOf: chunk.readableBytesView)
+        do {
+            guard FileManager.default.createFile(atPath: file.path, contents: nil), let handle = FileHandle(forWritingAtPath: file.path) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
+            defer { try? handle.close() }
+            for try await chunk in try await registry.blobs.read(digest, range: nil) {
+                try handle.write(contentsOf: chunk.readableBytesView)
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: file)
+            throw error
         }
         return (file.path, true)
     }

@@ -124,7 +124,7 @@ public enum Action: Sendable, Equatable {
     /// Reading a submission, its archive, checks and comments, or commenting on it: its
     /// publisher, the package's owners, and reviewers.
     case readSubmission(package: String, publisher: String)
-    /// Withdrawing a submission: its publisher (or an admin).
+    /// Withdrawing a submission: its publisher, an owner of the package, or an admin.
     case withdraw(package: String, publisher: String)
 }
 
@@ -202,13 +202,13 @@ public struct AuthorizationPolicy: Sendable {
             try package(name)
             guard principal.name != publisher else { throw .forbidden("\(principal.name) published this submission and cannot review it") }
         case let .readSubmission(name, publisher):
-            guard principal.name == publisher || principal.actsAsAdmin || principal.scopes.contains(.review)
-                || (owners ?? []).contains(principal.name) else {
+            let reviewer = principal.scopes.contains(.review) && principal.mayTouch(name)
+            guard principal.name == publisher || principal.actsAsAdmin || reviewer || (owners ?? []).contains(principal.name) else {
                 throw .forbidden("only the publisher, the owners of \(name) and reviewers see its submissions")
             }
         case let .withdraw(name, publisher):
-            guard principal.name == publisher || principal.actsAsAdmin else {
-                throw .forbidden("only \(publisher), who submitted it, can withdraw this submission of \(name)")
+            guard principal.name == publisher || principal.actsAsAdmin || (owners ?? []).contains(principal.name) else {
+                throw .forbidden("only \(publisher), who submitted it, or an owner of \(name) can withdraw this submission")
             }
             if !principal.actsAsAdmin {
                 guard principal.scopes.contains(.publishNew) || principal.scopes.contains(.publishUpdate) else { try need(.publishUpdate); return }

@@ -35,6 +35,8 @@ public struct RegistryService: Sendable {
     let tokenUses = TokenUses()
     /// Wakes the check runner when a submission queues jobs.
     public let jobs = JobSignal()
+    /// Wakes those who follow submissions' events (webhooks) when one is recorded.
+    public let notices = JobSignal()
 
     public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore,
                 blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
@@ -113,6 +115,7 @@ public struct RegistryService: Sendable {
         logger.info("submitted", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)", "submission": "\(submission.id)",
                                             "digest": "\(digest)", "publisher": "\(record.publisher)"])
         jobs.wake()
+        notices.wake()
         return submission
     }
 

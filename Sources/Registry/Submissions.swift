@@ -53,21 +53,28 @@ public final class JobSignal: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns when woken after `generation`, or after `timeout`.
+    /// Returns when woken after `generation`, after `timeout`, or when the task is cancelled.
     public func wait(after generation: UInt64, upTo timeout: Duration) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let id: UInt64? = state.withLockedValue { state in
-                guard state.generation == generation else { return nil }
-                state.next &+= 1
-                state.waiters[state.next] = continuation
-                return state.next
+        let id = state.withLockedValue { state -> UInt64 in
+            state.next &+= 1
+            return state.next
+        }
+        let timer = Task { [state] in
+            try? await Task.sleep(for: timeout)
+            state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLockedValue { state -> Bool in
+                    guard state.generation == generation, !Task.isCancelled else { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                if !waiting { continuation.resume() }
             }
-            guard let id else { return continuation.resume() }
-            Task { [state] in
-                try? await Task.sleep(for: timeout)
-                let waiter = state.withLockedValue { $0.waiters.removeValue(forKey: id) }
-                waiter?.resume()
-            }
+        } onCancel: { [state] in
+            state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }
@@ -137,9 +144,12 @@ extension RegistryService {
         guard let principal else { throw RegistryError.unauthenticated }
         if let restriction = principal.restriction { throw RegistryError.forbidden(restriction) }
         let canonical = try package.map { try Self.canonical($0) }
-        let seesAll = principal.scopes.contains(.review) || principal.actsAsAdmin
+        // Reviewers see the submissions their token's package patterns cover; owners those of
+        // their package; everyone their own.
+        let reviewer = principal.scopes.contains(.review) && (canonical.map(principal.mayTouch) ?? principal.packages.isEmpty)
+        let seesAll = principal.actsAsAdmin || reviewer
         var publisher = mine || !seesAll ? principal.name : nil
-        if let canonical, !seesAll, try await organisations.effectiveOwners(package: canonical).contains(principal.name) {
+        if !mine, let canonical, !seesAll, try await organisations.effectiveOwners(package: canonical).contains(principal.name) {
             publisher = nil
         }
         let (offset, overflow) = max(0, page - 1).multipliedReportingOverflow(by: perPage)
@@ -169,6 +179,7 @@ extension RegistryService {
         let updated = try await storeDecision(id, wanted: "approved") { try await submissions.approve(id: id, event: event) }
         await audit("submission.approve", principal, target: "\(submission.version.package)@\(submission.version.version)", detail: id)
         if updated.state == .published { published(updated, by: principal?.name ?? "") }
+        notices.wake()
         return try await view(updated)
     }
 
@@ -192,7 +203,8 @@ extension RegistryService {
         let action: Action = kind == .withdraw
             ? .withdraw(package: submission.version.package, publisher: submission.version.publisher)
             : .review(package: submission.version.package, publisher: submission.version.publisher)
-        try await authorize(action, principal, target: submission.id)
+        try await authorize(action, principal, owners: try await organisations.effectiveOwners(package: submission.canonical),
+                            target: submission.id)
         if kind != .withdraw, message?.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ?? true {
             throw RegistryError.invalidRequest("say why: a reason is required")
         }
@@ -203,6 +215,7 @@ extension RegistryService {
         await audit("submission.\(kind.rawValue)", principal, target: "\(submission.version.package)@\(submission.version.version)",
                     detail: "\(id)" + (message.map { ": \($0)" } ?? ""))
         logger.info("submission \(state.rawValue)", metadata: ["submission": "\(id)", "by": "\(principal?.name ?? "")"])
+        notices.wake()
         return try await view(updated)
     }
 
@@ -211,6 +224,8 @@ extension RegistryService {
             throw RegistryError.submissionState(id: id, state: state.rawValue, wanted: wanted)
         } catch let MetadataStoreError.versionExists(package, version) {
             throw RegistryError.versionExists(package: package, version: version)
+        } catch let AccountStoreError.notOwner(user, package) {
+            throw RegistryError.forbidden("\(user) no longer owns \(package): reject the submission or ask for changes")
         }
     }
 
@@ -229,6 +244,7 @@ extension RegistryService {
         let event = try await submissions.addComment(ReviewEvent(submission: id, at: Date(), actor: principal?.name ?? "", kind: .comment,
                                                                  message: text, file: file, line: line))
         await audit("submission.comment", principal, target: "\(submission.version.package)@\(submission.version.version)", detail: id)
+        notices.wake()
         return event
     }
 

@@ -51,8 +51,12 @@ public struct ReviewEventBody: Codable, Sendable, Equatable {
     public var file: String?
     public var line: Int?
     public var acknowledged: [String]
+    /// The submission's state once this happened.
+    public var state: String?
 
-    public init(id: Int, at: Date, actor: String, kind: String, message: String?, file: String?, line: Int?, acknowledged: [String]) {
+    public init(id: Int, at: Date, actor: String, kind: String, message: String?, file: String?, line: Int?, acknowledged: [String],
+                state: String? = nil) {
+        self.state = state
         self.id = id
         self.at = at
         self.actor = actor
@@ -210,5 +214,53 @@ public struct SubmissionDiff: Codable, Sendable, Equatable {
         self.files_removed = files_removed
         self.files_changed = files_changed
         self.sources_changed = sources_changed
+    }
+}
+
+/// What a webhook receives: one event of a submission, and the submission as it stands.
+public struct WebhookPayload: Codable, Sendable, Equatable {
+    /// submission.submitted, .awaiting-review, .changes-requested, .rejected, .withdrawn,
+    /// .published, .approved (an approval that did not publish yet) or .commented.
+    public var event: String
+    /// The event's number: increasing, and the same when a delivery is repeated.
+    public var delivery: Int
+    public var at: Date
+    public var actor: String
+    public var message: String?
+    public var submission: SubmissionSummary
+
+    public init(event: String, delivery: Int, at: Date, actor: String, message: String?, submission: SubmissionSummary) {
+        self.event = event
+        self.delivery = delivery
+        self.at = at
+        self.actor = actor
+        self.message = message
+        self.submission = submission
+    }
+}
+
+/// A webhook and how its deliveries go, for admins.
+public struct WebhookStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var url: String
+    public var events: [String]?
+    public var delivered_through: Int
+    public var failed_attempts: Int
+    public var next_attempt_at: Date?
+    public var last_error: String?
+    public var last_delivered_at: Date?
+    public var dropped: Int
+
+    public init(name: String, url: String, events: [String]?, delivered_through: Int, failed_attempts: Int, next_attempt_at: Date?,
+                last_error: String?, last_delivered_at: Date?, dropped: Int) {
+        self.name = name
+        self.url = url
+        self.events = events
+        self.delivered_through = delivered_through
+        self.failed_attempts = failed_attempts
+        self.next_attempt_at = next_attempt_at
+        self.last_error = last_error
+        self.last_delivered_at = last_delivered_at
+        self.dropped = dropped
     }
 }

@@ -19,14 +19,14 @@ public struct RegistryServer {
     let lock: Int32
     /// Event loops of its own, when configured with a thread count.
     let group: MultiThreadedEventLoopGroup?
-    /// The background check workers.
-    let checks: Task<Void, Never>
+    /// The background check workers and webhook deliveries.
+    let background: [Task<Void, Never>]
 
-    /// Stops the check workers, closes the metadata store and releases the data directory.
+    /// Stops the background work, closes the metadata store and releases the data directory.
     public func shutdown() async throws {
         defer { close(lock) }
-        checks.cancel()
-        await checks.value
+        for task in background { task.cancel() }
+        for task in background { await task.value }
         do {
             try await registry.metadata.close()
         } catch {
@@ -103,7 +103,10 @@ extension RegistryServer {
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
-        SubmissionRoutes(registry: registry, authenticator: authenticator, metrics: metrics).add(to: router)
+        let webhooks = WebhookDispatcher(
+            webhooks: configuration.webhooks.map { .init(name: $0.name, url: $0.url, secret: $0.secret, events: $0.events.map(Set.init)) },
+            registry: registry, store: metadata, http: .shared, logger: logger)
+        SubmissionRoutes(registry: registry, authenticator: authenticator, metrics: metrics, webhooks: webhooks).add(to: router)
         OIDCRoutes(registry: registry, authenticator: authenticator, directory: OIDCDirectory(providers: configuration.oidcProviders),
                    flows: OIDCFlows(), publicURL: configuration.publicURL, tls: tls != nil).add(to: router)
         let routes = router.routes.map { "\($0.method) \($0.path)" }
@@ -121,9 +124,9 @@ extension RegistryServer {
             logger: logger)
         // The data directory's lock makes this process the only worker of its store.
         let runner = CheckRunner(registry: registry)
-        let checks = Task { await runner.run(exclusive: true) }
+        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }]
         return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
-                              group: group, checks: checks)
+                              group: group, background: background)
     }
 
     static let serverName = "epr"

@@ -61,6 +61,7 @@ struct PackageRoutes: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int64.init), length > limit {
             throw Problem(.contentTooLarge, "body-too-large", "the upload is \(length) bytes; the limit is \(limit)")
         }
+        let wait = try Self.wait(request.headers[HTTPField.Name("Prefer")!])
         let upload = try registry.blobs.temporaryFile()
         do {
             try await Spool.write(request.body, to: upload.path, limit: limit)
@@ -68,16 +69,18 @@ struct PackageRoutes: Sendable {
             try? FileManager.default.removeItem(at: upload)
             throw error
         }
-        let wait = try Self.wait(request.headers[HTTPField.Name("Prefer")!])
         let submission = try await registry.publish(upload: upload, by: principal)
         metrics.published()
-        // With `Prefer: wait=N`, answer once the checks are done (or after N seconds).
+        // With `Prefer: wait=N`, answer once the checks are done (or after N seconds), looking
+        // at the submission's state only, and less often as time goes by.
         let deadline = ContinuousClock.now + .seconds(wait)
-        var view = try await registry.submission(submission.id, by: principal)
-        while wait > 0, view.submission.state == .submitted || view.submission.state == .checking, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-            view = try await registry.submission(submission.id, by: principal)
+        var state = submission.state, pause = Duration.milliseconds(20)
+        while wait > 0, state == .submitted || state == .checking, ContinuousClock.now < deadline {
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(1))
+            state = try await registry.submissions.submission(id: submission.id)?.state ?? state
         }
+        let view = try await registry.submission(submission.id, by: principal)
         return try JSON.response(SubmissionRoutes.detail(view), status: .created, headers: [.location: "/api/v1/submissions/\(submission.id)"])
     }
 

@@ -19,9 +19,72 @@ extension ServerConfiguration {
         }
     }
 
+    /// A webhook: where submissions' events are posted, signed with its secret.
+    public struct Webhook: Sendable, Equatable {
+        public var name: String
+        public var url: String
+        public var secret: String
+        /// Event names it wants (`submission.published`, ...); nil for all.
+        public var events: [String]?
+
+        public init(name: String, url: String, secret: String, events: [String]? = nil) {
+            self.name = name
+            self.url = url
+            self.secret = secret
+            self.events = events
+        }
+    }
+
+    static let webhookEvents: Set<String> = Set(["submitted", "awaiting-review", "changes-requested", "rejected", "withdrawn",
+                                                 "published", "approved", "commented"].map { "submission.\($0)" })
+
+    /// `[webhook.NAME]` tables: url, secret (or EPR_WEBHOOK_<NAME>_SECRET), events.
+    static func webhooks(_ value: TOMLValue?, file: String, environment: [String: String]) throws -> [Webhook] {
+        try namedTables(value, "webhook", file: file, keys: ["url", "secret", "events"]).map { name, table in
+            guard case let .string(url)? = table["url"], let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""),
+                  parsed.host != nil else {
+                throw Invalid(description: "\(file): webhook.\(name).url must be an http(s) URL")
+            }
+            let variable = "EPR_WEBHOOK_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_SECRET"
+            var secret = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
+            if secret == nil, case let .string(text)? = table["secret"] { secret = text }
+            guard let secret, secret.utf8.count >= 16 else {
+                throw Invalid(description: "\(file): webhook.\(name) needs a secret of at least 16 bytes (secret, or \(variable))")
+            }
+            var events: [String]?
+            if let item = table["events"] {
+                guard case let .array(list) = item else { throw Invalid(description: "\(file): webhook.\(name).events must list event names") }
+                events = try list.map { entry in
+                    guard case let .string(event) = entry, webhookEvents.contains(event) else {
+                        throw Invalid(description: "\(file): webhook.\(name).events: events are " + webhookEvents.sorted().joined(separator: ", "))
+                    }
+                    return event
+                }
+            }
+            return Webhook(name: name, url: url, secret: secret, events: events)
+        }
+    }
+
+    /// The `[section.NAME]` tables of a config file, by name: each name 1 to 32 lower-case
+    /// letters, digits and -, each key one of `keys`.
+    static func namedTables(_ value: TOMLValue?, _ section: String, file: String, keys: Set<String>) throws -> [(String, TOMLTable)] {
+        guard let value else { return [] }
+        guard case let .table(tables) = value else { throw Invalid(description: "\(file): \(section) must hold [\(section).NAME] tables") }
+        return try tables.keys.sorted().map { name in
+            guard case let .table(table)? = tables[name] else { throw Invalid(description: "\(file): \(section).\(name) must be a table") }
+            guard name.range(of: "^[a-z0-9][a-z0-9-]{0,31}$", options: .regularExpression) != nil else {
+                throw Invalid(description: "\(file): \(section).\(name): names are 1 to 32 lower-case letters, digits and -")
+            }
+            for key in table.keys where !keys.contains(key) {
+                throw Invalid(description: "\(file): unknown key \(section).\(name).\(key)")
+            }
+            return (name, table)
+        }
+    }
+
     static let reviewKeys: [(file: String, environment: String)] = [
         ("approvals_required", "EPR_APPROVALS_REQUIRED"), ("auto_publish", "EPR_AUTO_PUBLISH"), ("check_workers", "EPR_CHECK_WORKERS"),
-        ("verifier", "EPR_VERIFIER"), ("verifier_timeout", "EPR_VERIFIER_TIMEOUT"),
+        ("verifier", "EPR_VERIFIER"), ("verifier_timeout", "EPR_VERIFIER_TIMEOUT"), ("sources_check", "EPR_SOURCES_CHECK"),
     ]
 
     static func applyReview(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
@@ -40,6 +103,10 @@ extension ServerConfiguration {
             guard let flag = Bool(text) else { throw Invalid(description: "verifier \(text) is not true or false") }
             configuration.verifier = flag
         }
+        if let text = values["sources_check"] {
+            guard let flag = Bool(text) else { throw Invalid(description: "sources_check \(text) is not true or false") }
+            configuration.sourcesCheck = flag
+        }
         if let text = values["verifier_timeout"] {
             guard let seconds = Int(text), (1...3600).contains(seconds) else {
                 throw Invalid(description: "verifier_timeout \(text) is not a number of seconds from 1 to 3600")
@@ -50,16 +117,7 @@ extension ServerConfiguration {
 
     /// `[scanner.NAME]` tables: command (a list: the program and its arguments), timeout.
     static func scanners(_ value: TOMLValue?, file: String) throws -> [Scanner] {
-        guard let value else { return [] }
-        guard case let .table(tables) = value else { throw Invalid(description: "\(file): scanner must hold [scanner.NAME] tables") }
-        return try tables.keys.sorted().map { name in
-            guard case let .table(table)? = tables[name] else { throw Invalid(description: "\(file): scanner.\(name) must be a table") }
-            guard name.range(of: "^[a-z0-9][a-z0-9-]{0,31}$", options: .regularExpression) != nil else {
-                throw Invalid(description: "\(file): scanner.\(name): scanner names are 1 to 32 lower-case letters, digits and -")
-            }
-            for key in table.keys where !["command", "timeout"].contains(key) {
-                throw Invalid(description: "\(file): unknown key scanner.\(name).\(key)")
-            }
+        try namedTables(value, "scanner", file: file, keys: ["command", "timeout"]).map { name, table in
             guard case let .array(items)? = table["command"], !items.isEmpty else {
                 throw Invalid(description: "\(file): scanner.\(name).command must list the program and its arguments")
             }
@@ -80,7 +138,7 @@ extension ServerConfiguration {
 
     /// The checks and review rules the registry applies.
     public var checkSuite: CheckSuite {
-        CheckSuite(verifier: verifier ? VerifierCheck(timeout: .seconds(verifierTimeout)) : nil,
+        CheckSuite(verifier: verifier ? VerifierCheck(timeout: .seconds(verifierTimeout)) : nil, sources: sourcesCheck ? SourcesCheck() : nil,
                    scanners: scanners.map { ExternalScanner(name: $0.name, command: $0.command, timeout: .seconds($0.timeout)) })
     }
 

@@ -63,10 +63,14 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var checkWorkers = 1
     /// Whether submissions are loaded into the kernel verifier.
     public var verifier = true
+    /// Whether included C sources are checked (compiler warnings, layout, complexity, repeats).
+    public var sourcesCheck = true
     /// Seconds the verifier check gets per package (all its objects together).
     public var verifierTimeout = 60
     /// External scanners (`[scanner.NAME]` tables of the config file).
     public var scanners: [Scanner] = []
+    /// Webhooks told of submissions' events (`[webhook.NAME]` tables of the config file).
+    public var webhooks: [Webhook] = []
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -114,12 +118,14 @@ public struct ServerConfiguration: Sendable, Equatable {
         var values: [String: String] = [:]
         var providers: [OIDCProvider] = []
         var scanners: [Scanner] = []
+        var webhooks: [Webhook] = []
         if let file {
             let text = try String(contentsOfFile: file, encoding: .utf8)
             let document = try TOMLParser.parse(text)
             guard case let .table(server)? = document["server"] else { throw Invalid(description: "\(file) has no [server] table") }
             providers = try oidcProviders(document["oidc"], file: file, environment: environment)
             scanners = try self.scanners(document["scanner"], file: file)
+            webhooks = try self.webhooks(document["webhook"], file: file, environment: environment)
             for key in server.keys {
                 guard keys.contains(where: { $0.file == key }) else { throw Invalid(description: "\(file): unknown key server.\(key)") }
                 switch server[key]! {
@@ -191,6 +197,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         try applyReview(values, to: &configuration)
         configuration.oidcProviders = providers
         configuration.scanners = scanners
+        configuration.webhooks = webhooks
         if let grace = values["shutdown_grace_period"] {
             guard let seconds = Int(grace), seconds >= 0 else { throw Invalid(description: "shutdown_grace_period \(grace) is not a number of seconds") }
             configuration.shutdownGracePeriod = seconds
@@ -201,20 +208,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// `[oidc.NAME]` tables: issuer, client_id, client_secret (or EPR_OIDC_<NAME>_CLIENT_SECRET),
     /// scopes, label.
     static func oidcProviders(_ value: TOMLValue?, file: String, environment: [String: String]) throws -> [OIDCProvider] {
-        guard let value else { return [] }
-        guard case let .table(tables) = value else { throw Invalid(description: "\(file): oidc must hold [oidc.NAME] tables") }
-        return try tables.keys.sorted().map { name in
-            guard case let .table(table)? = tables[name] else { throw Invalid(description: "\(file): oidc.\(name) must be a table") }
-            guard name.range(of: "^[a-z0-9][a-z0-9-]{0,31}$", options: .regularExpression) != nil else {
-                throw Invalid(description: "\(file): oidc.\(name): provider names are 1 to 32 lower-case letters, digits and -")
-            }
+        try namedTables(value, "oidc", file: file, keys: ["issuer", "client_id", "client_secret", "scopes", "label"]).map { name, table in
             func text(_ key: String) throws -> String? {
                 guard let item = table[key] else { return nil }
                 guard case let .string(value) = item else { throw Invalid(description: "\(file): oidc.\(name).\(key) must be a string") }
                 return value
-            }
-            for key in table.keys where !["issuer", "client_id", "client_secret", "scopes", "label"].contains(key) {
-                throw Invalid(description: "\(file): unknown key oidc.\(name).\(key)")
             }
             // Plain HTTP only on this machine: elsewhere anyone on the way could forge the keys.
             guard let issuer = try text("issuer"), let url = URL(string: issuer),

@@ -13,6 +13,7 @@ struct SubmissionRoutes: Sendable {
     let registry: RegistryService
     let authenticator: Authenticator
     let metrics: ServerMetrics
+    let webhooks: WebhookDispatcher
 
     func add(to router: Router<RegistryRequestContext>) {
         let api = router.group("api/v1")
@@ -38,6 +39,10 @@ struct SubmissionRoutes: Sendable {
         }
         api.post("submissions/:id/comments", use: comment)
         api.get("auto-publishers", use: autoPublishers)
+        api.get("webhooks") { request, context in
+            try await registry.authorize(.manageUsers, try await principal(request, context), target: nil)
+            return try JSON.response(try await webhooks.status())
+        }
         api.put("auto-publishers/:user") { request, context in try await setAutoPublish(request, context, enabled: true) }
         api.delete("auto-publishers/:user") { request, context in try await setAutoPublish(request, context, enabled: false) }
     }
@@ -66,7 +71,7 @@ struct SubmissionRoutes: Sendable {
             },
             events: view.events.map {
                 ReviewEventBody(id: $0.id, at: $0.at, actor: $0.actor, kind: $0.kind.rawValue, message: $0.message, file: $0.file,
-                                line: $0.line, acknowledged: $0.acknowledged)
+                                line: $0.line, acknowledged: $0.acknowledged, state: $0.state?.rawValue)
             },
             approvals: view.approvals, needs_acknowledgement: view.needsAcknowledgement)
     }
@@ -147,7 +152,8 @@ struct SubmissionRoutes: Sendable {
         let event = try await registry.comment(try context.parameters.require("id"), message: body.message, file: body.file, line: body.line,
                                                by: principal)
         return try JSON.response(ReviewEventBody(id: event.id, at: event.at, actor: event.actor, kind: event.kind.rawValue, message: event.message,
-                                                 file: event.file, line: event.line, acknowledged: event.acknowledged), status: .created)
+                                                 file: event.file, line: event.line, acknowledged: event.acknowledged,
+                                                 state: event.state?.rawValue), status: .created)
     }
 
     @Sendable func autoPublishers(_ request: Request, context: RegistryRequestContext) async throws -> Response {

@@ -103,9 +103,11 @@ public protocol MetadataStore: Sendable {
     func setYanked(canonical: String, version: String, yanked: Bool, reason: String?) async throws
     func setDeprecation(canonical: String, version: String, message: String?) async throws
 
-    /// Whether any version refers to this blob.
+    /// Whether any published version refers to this blob (a submission's archive is not
+    /// served to everyone).
     func isReferenced(_ digest: SHA256Digest) async throws -> Bool
-    /// Every blob digest versions refer to.
+    /// Every blob digest that must be kept: those of versions, and of submissions still open
+    /// or sent back for changes.
     func referencedDigests() async throws -> Set<SHA256Digest>
 
     /// Whether the store answers (for readiness checks).

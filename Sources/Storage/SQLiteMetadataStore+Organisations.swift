@@ -91,7 +91,11 @@ extension SQLiteMetadataStore: OrganisationStore {
     }
 
     public func packages(org: String) async throws -> [String] {
-        try await reader.query("SELECT canonical FROM package_orgs WHERE org = ? ORDER BY canonical", [.text(org)])
+        // Published packages only: a first submission still in review is not shown.
+        try await reader.query("""
+            SELECT canonical FROM package_orgs p WHERE org = ? AND EXISTS (SELECT 1 FROM versions v WHERE v.canonical = p.canonical)
+            ORDER BY canonical
+            """, [.text(org)])
             .compactMap { $0.column("canonical")?.string }
     }
 

@@ -35,6 +35,14 @@ extension SQLiteMetadataStore: SubmissionStore {
         "ALTER TABLE versions ADD COLUMN submission TEXT",
     ]
 
+    /// Each event's resulting state (events recorded before it are taken to have left the
+    /// submission as it is now), and webhooks' progress.
+    static let eventsMigration = [
+        "ALTER TABLE review_events ADD COLUMN state TEXT NOT NULL DEFAULT ''",
+        "UPDATE review_events SET state = (SELECT s.state FROM submissions s WHERE s.id = review_events.submission)",
+        webhooksTable,
+    ]
+
     public func insertSubmission(_ submission: SubmissionRecord, packageName: String, description: String, ownership: PublishOwnership,
                                  done: [String: CheckResult], queued: [String], commitBlob: @Sendable () async throws -> Void) async throws {
         try await transaction { writer in
@@ -92,12 +100,15 @@ extension SQLiteMetadataStore: SubmissionStore {
                 _ = try await writer.query("INSERT INTO check_jobs (submission, check_id, state, created_at) VALUES (?, ?, 'queued', ?)",
                                            [.text(submission.id), .text(check), .float(now)])
             }
+            _ = try await Self.insertEvent(ReviewEvent(submission: submission.id, at: submission.createdAt, actor: version.publisher,
+                                                       kind: .state, message: "submitted"), state: .submitted, writer)
             if submission.state != .submitted {
                 // Decided at once (nothing left to check): say so, as the checks would have.
                 _ = try await Self.insertEvent(ReviewEvent(submission: submission.id, at: submission.createdAt, actor: "epr", kind: .state,
-                                                           message: submission.reason), writer)
+                                                           message: submission.reason), state: submission.state, writer)
             }
-            if submission.state == .published { try await Self.publish(submission.id, at: now, writer) }
+            // Born published: ownership was checked just above.
+            if submission.state == .published { try await Self.publish(submission.id, at: now, recheckOwnership: false, writer) }
             // Last before COMMIT: a failed insert never leaves a blob behind.
             try await commitBlob()
         }
@@ -114,7 +125,18 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     /// Publishes a submission's version and brings its package's description and keywords up to
     /// date (binds: the submission id).
-    static func publish(_ id: String, at now: Double, _ writer: SQLiteConnection) async throws {
+    static func publish(_ id: String, at now: Double, recheckOwnership: Bool = true, _ writer: SQLiteConnection) async throws {
+        // Whoever submitted it must still own the package (or be an admin): ownership may have
+        // moved on while it was in review.
+        guard let row = try await writer.query("SELECT canonical, publisher FROM submissions WHERE id = ?", [.text(id)]).first,
+              let canonical = row.column("canonical")?.string, let publisher = row.column("publisher")?.string else {
+            throw SubmissionStoreError.notFound(id)
+        }
+        if recheckOwnership {
+            let owns = try await writer.query(ownsQuery + " UNION ALL SELECT 1 FROM users WHERE name = ?2 AND role = 'admin'",
+                                              [.text(canonical), .text(publisher)])
+            guard !owns.isEmpty else { throw AccountStoreError.notOwner(user: publisher, package: canonical) }
+        }
         _ = try await writer.query("""
             INSERT INTO versions (canonical, version, version_key, artifact, platforms, digest, size, manifest, report, publisher,
             published_at, submission) SELECT canonical, version, version_key, artifact, platforms, digest, size, manifest, report,
@@ -149,10 +171,7 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     public func addComment(_ event: ReviewEvent) async throws -> ReviewEvent {
         try await transaction { writer in
-            guard try await !writer.query("SELECT 1 FROM submissions WHERE id = ?", [.text(event.submission)]).isEmpty else {
-                throw SubmissionStoreError.notFound(event.submission)
-            }
-            return try await Self.insertEvent(event, writer)
+            return try await Self.insertEvent(event, state: try await Self.state(of: event.submission, writer), writer)
         }
     }
 
@@ -160,11 +179,23 @@ extension SQLiteMetadataStore: SubmissionStore {
         try await reader.query("SELECT * FROM review_events WHERE submission = ? ORDER BY id", [.text(submission)]).map(Self.event)
     }
 
+    public func events(after id: Int, limit: Int) async throws -> [ReviewEvent] {
+        try await reader.query("SELECT * FROM review_events WHERE id > ? ORDER BY id LIMIT ?", [.integer(id), .integer(limit)]).map(Self.event)
+    }
+
+    public func lastEventID() async throws -> Int {
+        try await reader.query("SELECT COALESCE(MAX(id), 0) AS n FROM review_events").first?.column("n")?.integer ?? 0
+    }
+
     public func transition(id: String, from: Set<SubmissionState>, to: SubmissionState, event: ReviewEvent) async throws -> SubmissionRecord {
         try await transaction { writer in
             let state = try await Self.state(of: id, writer)
             guard from.contains(state) else { throw SubmissionStoreError.wrongState(id: id, state: state) }
-            _ = try await Self.insertEvent(event, writer)
+            _ = try await Self.insertEvent(event, state: to, writer)
+            if !to.isOpen {
+                _ = try await writer.query("UPDATE check_jobs SET state = 'cancelled', lease_until = NULL WHERE submission = ? AND state IN ('queued', 'running')",
+                                           [.text(id)])
+            }
             if to == .published {
                 try await Self.publish(id, at: event.at.timeIntervalSince1970, writer)
             } else {
@@ -179,13 +210,14 @@ extension SQLiteMetadataStore: SubmissionStore {
         try await transaction { writer in
             let state = try await Self.state(of: id, writer)
             guard state == .awaitingReview else { throw SubmissionStoreError.wrongState(id: id, state: state) }
-            _ = try await Self.insertEvent(event, writer)
+            let approval = try await Self.insertEvent(event, state: .awaitingReview, writer)
             let row = try await writer.query("""
                 SELECT s.approvals_required AS required, (SELECT COUNT(DISTINCT actor) FROM review_events e
                 WHERE e.submission = s.id AND e.kind = 'approve' AND e.actor <> s.publisher) AS approvals FROM submissions s WHERE s.id = ?
                 """, [.text(id)]).first
             if let row, (row.column("approvals")?.integer ?? 0) >= (row.column("required")?.integer ?? 1) {
                 try await Self.publish(id, at: event.at.timeIntervalSince1970, writer)
+                _ = try await writer.query("UPDATE review_events SET state = 'published' WHERE id = ?", [.integer(approval.id)])
             } else {
                 _ = try await writer.query("UPDATE submissions SET updated_at = ? WHERE id = ?", [.float(event.at.timeIntervalSince1970), .text(id)])
             }
@@ -200,8 +232,10 @@ extension SQLiteMetadataStore: SubmissionStore {
             let now = Date().timeIntervalSince1970
             guard let row = try await writer.query("""
                 UPDATE check_jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1
-                WHERE id = (SELECT id FROM check_jobs WHERE state = 'queued' AND (lease_until IS NULL OR lease_until <= ?2)
-                    OR state = 'running' AND lease_until <= ?2 ORDER BY id LIMIT 1)
+                WHERE id = (SELECT j.id FROM check_jobs j JOIN submissions s ON s.id = j.submission
+                    WHERE s.state IN ('submitted', 'checking')
+                    AND (j.state = 'queued' AND (j.lease_until IS NULL OR j.lease_until <= ?2) OR j.state = 'running' AND j.lease_until <= ?2)
+                    ORDER BY j.id LIMIT 1)
                 RETURNING *
                 """, [.float(now + lease), .float(now)]).first else { return nil }
             let job = Self.job(row)
@@ -229,15 +263,24 @@ extension SQLiteMetadataStore: SubmissionStore {
             let auto = try await writer.query("""
                 SELECT u.auto_publish AS auto FROM submissions s JOIN users u ON u.name = s.publisher WHERE s.id = ?
                 """, [.text(submission)]).first?.column("auto")?.integer == 1
-            let decision = verdict(jobs.compactMap(\.result), auto)
-            _ = try await Self.insertEvent(ReviewEvent(submission: submission, at: Date(timeIntervalSince1970: now), actor: "epr",
-                                                       kind: .state, message: decision.reason), writer)
+            // A result that cannot be read is a check that did not run, never a pass.
+            let results = jobs.map { $0.result ?? CheckResult(findings: [Finding(.warning, "\($0.check).not-run", "the result of \($0.check) cannot be read")],
+                                                              ranFully: false) }
+            var decision = verdict(results, auto)
             if decision.state == .published {
-                try await Self.publish(submission, at: now, writer)
-            } else {
-                _ = try await writer.query("UPDATE submissions SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-                                           [.text(decision.state.rawValue), .text(decision.reason), .float(now), .text(submission)])
+                _ = try await writer.query("SAVEPOINT publishing")
+                do {
+                    try await Self.publish(submission, at: now, writer)
+                    _ = try await writer.query("RELEASE publishing")
+                } catch let AccountStoreError.notOwner(user, package) {
+                    _ = try await writer.query("ROLLBACK TO publishing")
+                    decision = CheckVerdict(state: .changesRequested, reason: "\(user) no longer owns \(package)")
+                }
             }
+            _ = try await Self.insertEvent(ReviewEvent(submission: submission, at: Date(timeIntervalSince1970: now), actor: "epr",
+                                                       kind: .state, message: decision.reason), state: decision.state, writer)
+            _ = try await writer.query("UPDATE submissions SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                                       [.text(decision.state.rawValue), .text(decision.reason), .float(now), .text(submission)])
             return true
         }
     }
@@ -286,15 +329,16 @@ extension SQLiteMetadataStore: SubmissionStore {
         return submission(row)
     }
 
-    static func insertEvent(_ event: ReviewEvent, _ writer: SQLiteConnection) async throws -> ReviewEvent {
+    static func insertEvent(_ event: ReviewEvent, state: SubmissionState, _ writer: SQLiteConnection) async throws -> ReviewEvent {
         let row = try await writer.query("""
-            INSERT INTO review_events (submission, at, actor, kind, message, file, line, acknowledged) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            RETURNING id
+            INSERT INTO review_events (submission, at, actor, kind, message, file, line, acknowledged, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
             """, [.text(event.submission), .float(event.at.timeIntervalSince1970), .text(event.actor), .text(event.kind.rawValue),
                   optional(event.message), optional(event.file), event.line.map { .integer($0) } ?? .null,
-                  .text(event.acknowledged.joined(separator: ","))]).first
+                  .text(event.acknowledged.joined(separator: ",")), .text(state.rawValue)]).first
         var stored = event
         stored.id = row?.column("id")?.integer ?? 0
+        stored.state = state
         return stored
     }
 
@@ -321,7 +365,8 @@ extension SQLiteMetadataStore: SubmissionStore {
                     at: Date(timeIntervalSince1970: row.column("at")?.double ?? 0), actor: row.column("actor")?.string ?? "",
                     kind: ReviewEvent.Kind(rawValue: row.column("kind")?.string ?? "") ?? .comment, message: row.column("message")?.string,
                     file: row.column("file")?.string, line: row.column("line")?.integer,
-                    acknowledged: (row.column("acknowledged")?.string ?? "").split(separator: ",").map(String.init))
+                    acknowledged: (row.column("acknowledged")?.string ?? "").split(separator: ",").map(String.init),
+                    state: row.column("state")?.string.flatMap(SubmissionState.init(rawValue:)))
     }
 
     static func job(_ row: SQLiteRow) -> CheckJob {

@@ -140,6 +140,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         ],
         // Submissions: uploads on their way through background checks and review.
         submissionsMigration,
+        eventsMigration,
     ]
 
     public func migrate() async throws {
@@ -220,8 +221,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func isReferenced(_ digest: SHA256Digest) async throws -> Bool {
-        try await !reader.query("SELECT 1 FROM versions WHERE digest = ?1 UNION ALL \(Self.heldBlobs) AND digest = ?1 LIMIT 1",
-                                [.text(digest.hex)]).isEmpty
+        try await !reader.query("SELECT 1 FROM versions WHERE digest = ? LIMIT 1", [.text(digest.hex)]).isEmpty
     }
 
     public func referencedDigests() async throws -> Set<SHA256Digest> {

@@ -83,9 +83,12 @@ public struct ReviewEvent: Sendable, Equatable, Codable {
     public var line: Int?
     /// Check ids of warnings the reviewer acknowledged with an approval.
     public var acknowledged: [String]
+    /// The submission's state once this happened (set by the store).
+    public var state: SubmissionState?
 
     public init(id: Int = 0, submission: String, at: Date, actor: String, kind: Kind, message: String? = nil, file: String? = nil,
-                line: Int? = nil, acknowledged: [String] = []) {
+                line: Int? = nil, acknowledged: [String] = [], state: SubmissionState? = nil) {
+        self.state = state
         self.id = id
         self.submission = submission
         self.at = at
@@ -101,7 +104,11 @@ public struct ReviewEvent: Sendable, Equatable, Codable {
 /// One automated check of one submission, run in the background: claimed by a worker for a
 /// while (its lease), completed once.
 public struct CheckJob: Sendable, Equatable {
-    public enum State: String, Sendable, Codable { case queued, running, done }
+    public enum State: String, Sendable, Codable {
+        case queued, running, done
+        /// Its submission closed before it ran.
+        case cancelled
+    }
 
     public var id: Int
     public var submission: String
@@ -168,20 +175,26 @@ public protocol SubmissionStore: Sendable {
     /// Adds a comment (any state).
     func addComment(_ event: ReviewEvent) async throws -> ReviewEvent
     func events(submission: String) async throws -> [ReviewEvent]
+    /// Every submission's events after the one numbered `id`, oldest first (for notifications).
+    func events(after id: Int, limit: Int) async throws -> [ReviewEvent]
+    /// The number of the newest event, 0 when there is none.
+    func lastEventID() async throws -> Int
 
     /// Moves an open submission to `to` (a reviewer's rejection or request for changes, the
     /// author's withdrawal), recording `event`, in one transaction; refuses when its state is
-    /// not in `from`.
+    /// not in `from`. Its checks not yet done are cancelled.
     func transition(id: String, from: Set<SubmissionState>, to: SubmissionState, event: ReviewEvent) async throws -> SubmissionRecord
 
     /// Records an approval of a submission awaiting review and, when approvals by distinct
-    /// reviewers reach the number required, publishes it, in one transaction.
+    /// reviewers reach the number required, publishes it, in one transaction. Publishing
+    /// refuses (``AccountStoreError/notOwner(user:package:)``) when the publisher no longer owns
+    /// the package and is not an admin.
     func approve(id: String, event: ReviewEvent) async throws -> SubmissionRecord
 
     // MARK: Check jobs
 
-    /// Takes the oldest job that is queued (or whose lease ran out), for `lease` seconds,
-    /// counting an attempt, and marks its submission `checking`.
+    /// Takes the oldest job that is queued (or whose lease ran out) of a submission still being
+    /// checked, for `lease` seconds, counting an attempt, and marks its submission `checking`.
     func claimJob(lease: TimeInterval) async throws -> CheckJob?
     /// Completes a job with its result, only if attempt `attempt` still holds it (so a job
     /// completes once even when two workers ran it). When it was its submission's last

@@ -211,7 +211,8 @@ import Testing
     @Test func organisationsThroughTheCommandLine() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
+        // Ownership is the point here, not review: alice's and bob's uploads are published once checked.
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_AUTO_PUBLISH": "admin,alice,bob"])
         defer { server.stop() }
         func epr(token: String, _ arguments: String...) throws -> (status: Int32, output: String) {
             try Fixtures.run("/usr/bin/env", ["EPR_CONFIG=/nonexistent", "EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(token)",

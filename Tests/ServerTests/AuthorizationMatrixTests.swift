@@ -154,6 +154,7 @@ import Testing
         "POST /api/v1/submissions/{id}/reject": reviewers, "POST /api/v1/submissions/{id}/request-changes": reviewers,
         "POST /api/v1/submissions/{id}/withdraw": withdrawers,
         "GET /api/v1/auto-publishers": admins, "PUT /api/v1/auto-publishers/{user}": admins, "DELETE /api/v1/auto-publishers/{user}": admins,
+        "GET /api/v1/webhooks": admins,
     ]
 
     @Test func everyRouteHasAPolicyAndKeepsIt() async throws {

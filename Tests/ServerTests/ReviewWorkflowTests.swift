@@ -56,6 +56,8 @@ import Testing
             let archive = try await call("rev1", .get, "/api/v1/submissions/\(id)/archive")
             #expect(archive.status == .ok && Data(buffer: archive.body) == Data(buffer: first))
             #expect(try await call("mallory", .get, "/api/v1/submissions/\(id)/archive").status == .notFound)
+            #expect(try await client.get("/api/v1/blobs/\(submission.submission.sha256)").problemCode == "blob-not-found",
+                    "nor by its digest, before it is published")
 
             // Comments: on the submission, or on a line of a file it has.
             #expect(try await call("rev1", .post, "/api/v1/submissions/\(id)/comments", #"{"message": "why read task memory?", "file": "src/exec_tracker.bpf.c", "line": 40}"#).status == .created)

@@ -19,9 +19,10 @@ struct TestRegistry {
         configuration.dataDirectory = directory.appendingPathComponent("data").path
         configuration.port = 0
         // The admin's uploads are published once checked, so tests of other things need no
-        // reviewer; the kernel verifier has tests of its own.
+        // reviewer; the kernel verifier and the sources check have tests of their own.
         configuration.autoPublish = ["admin"]
         configuration.verifier = false
+        configuration.sourcesCheck = false
         configure(&configuration)
         var logger = Logger(label: "test")
         logger.logLevel = .warning

@@ -96,6 +96,33 @@ import Testing
     }
 
     @Test(arguments: Kind.allCases)
+    func publishingChecksOwnershipAgainAndClosingCancelsChecks(kind: Kind) async throws {
+        let (store, cleanup) = try await Self.makeStore(kind)
+        defer { Task { await cleanup() } }
+        try await store.insertUser(UserRecord(name: "bob", role: "publisher", createdAt: Date()))
+        let submission = Self.submission("1.0.0", state: .awaitingReview)
+        try await Self.insert(store, submission, queued: [])
+        #expect(try await store.owners(package: "xdp-filter") == ["alice"])
+        // The package changes hands while the submission waits.
+        try await store.invite(OwnerInvitation(package: "xdp-filter", user: "bob", invitedBy: "alice", createdAt: Date()))
+        #expect(try await store.answerInvitation(package: "xdp-filter", user: "bob", accept: true))
+        try await store.removeOwner(package: "xdp-filter", user: "alice")
+        await #expect(throws: AccountStoreError.notOwner(user: "alice", package: "xdp-filter")) {
+            _ = try await store.approve(id: submission.id, event: Self.event(submission.id, "rev1", .approve))
+        }
+        #expect(try await store.submission(id: submission.id)?.state == .awaitingReview, "nothing changed")
+        #expect(try await store.versions(canonical: "xdp-filter").isEmpty)
+
+        // Closing a submission cancels its checks: no worker takes them.
+        let next = Self.submission("1.1.0")
+        try await store.insertSubmission(next, packageName: "xdp-filter", description: "d", ownership: .anyone,
+                                         done: [:], queued: ["verifier", "sources"]) {}
+        _ = try await store.transition(id: next.id, from: [.submitted], to: .withdrawn, event: Self.event(next.id, "alice", .withdraw))
+        #expect(try await store.claimJob(lease: 60) == nil)
+        #expect(try await store.jobs(submission: next.id).map(\.state) == [.cancelled, .cancelled])
+    }
+
+    @Test(arguments: Kind.allCases)
     func aJobCompletesOnceWhateverRanIt(kind: Kind) async throws {
         let (store, cleanup) = try await Self.makeStore(kind)
         defer { Task { await cleanup() } }
@@ -130,7 +157,9 @@ import Testing
         #expect(done.state == .changesRequested && done.reason == "3", "the verdict saw the inspection and both checks")
         let jobs = try await store.jobs(submission: submission.id)
         #expect(jobs.map(\.state) == [.done, .done, .done] && jobs.map { $0.result?.outcome } == [.passed, .passed, .failed])
-        #expect(try await store.events(submission: submission.id).filter { $0.kind == .state }.count == 1)
+        let states = try await store.events(submission: submission.id).filter { $0.kind == .state }.map(\.state)
+        #expect(states == [.submitted, .changesRequested], "submitted, then moved on once")
+        #expect(try await store.lastEventID() == store.events(after: 0, limit: 100).last?.id)
     }
 
     @Test(arguments: Kind.allCases)
