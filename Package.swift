@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -36,6 +37,15 @@ let package = Package(
             ]
         ),
         .target(name: "Checks", dependencies: ["PackageFormat"]),
+        .target(
+            name: "Signing",
+            dependencies: [
+                "PackageFormat",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .target(
             name: "Storage",
             dependencies: [
@@ -87,8 +97,9 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI",
+                "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI", "Signing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -108,6 +119,7 @@ let package = Package(
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "PackageFormat", "TestSupport"]),
         .testTarget(name: "ChecksTests", dependencies: ["Checks", "PackageFormat", "TestSupport"]),
+        .testTarget(name: "SigningTests", dependencies: ["Signing", "PackageFormat", "TestSupport"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [

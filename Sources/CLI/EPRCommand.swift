@@ -10,7 +10,8 @@ public struct EPRCommand: AsyncParsableCommand {
                       InfoCommand.self, VersionsCommand.self, YankCommand.self, DeprecateCommand.self, SearchCommand.self,
                       LoginCommand.self, LogoutCommand.self, RegisterCommand.self, PasswordCommand.self, SecondFactorCommand.self,
                       WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,
-                      CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self]
+                      CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self,
+                      KeyCommand.self, SignCommand.self, VerifyCommand.self]
     )
 
     public init() {}

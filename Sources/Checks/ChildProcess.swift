@@ -52,6 +52,21 @@ public struct ChildProcess: Sendable {
         return nil
     }
 
+    /// Closes every descriptor above 2 in the child: with glibc's `closefrom` action where the
+    /// C library has it, else by marking this process's descriptors close-on-exec.
+    private static func closeOthers(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np"),
+           unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0 {
+            return
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
     /// Children are started one at a time, so that no child inherits another's pipe ends in the
     /// moment before they are marked close-on-exec.
     private static let spawning = NSLock()
@@ -88,6 +103,9 @@ public struct ChildProcess: Sendable {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
             posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+            // Nothing else of this process reaches the command: not its listening socket, its
+            // database or its clients' connections.
+            Self.closeOthers(&actions)
             let code = withCStrings([executable] + arguments) { argv in
                 withCStrings(env) { envp in posix_spawn(&pid, executable, &actions, &attributes, argv, envp) }
             }

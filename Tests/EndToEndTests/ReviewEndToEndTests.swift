@@ -102,12 +102,13 @@ import Testing
     @Test func aKillDuringChecksLeavesEachJobCompletedOnce() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let runs = directory.appendingPathComponent("runs")
+        let runs = directory.appendingPathComponent("runs"), release = directory.appendingPathComponent("release")
         let scanner = directory.appendingPathComponent("slow-scanner.sh")
+        // The scanner holds on until the test lets it go, so the kill surely comes while it runs.
         try """
             #!/bin/sh
             echo start >> '\(runs.path)'
-            sleep 3
+            while [ ! -e '\(release.path)' ]; do sleep 0.05; done
             echo '{"findings": [{"severity": "info", "check": "slept", "message": "scanned"}]}'
             """.write(to: scanner, atomically: true, encoding: .utf8)
         let config = directory.appendingPathComponent("epr.toml")
@@ -133,6 +134,7 @@ import Testing
         }
         server.kill(signal: SIGKILL)
         #expect(try String(contentsOf: runs, encoding: .utf8) == "start\n", "killed during the first run")
+        FileManager.default.createFile(atPath: release.path, contents: nil)
 
         try server.start()
         try await server.waitForChecks()

@@ -1,0 +1,158 @@
+import ArgumentParser
+import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import PackageFormat
+import Signing
+
+/// `epr key ...`: contributors' signing keys, made and kept on their own machines.
+struct KeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key", abstract: "Make and show ECDSA P-256 signing keys (the private key never leaves this machine).",
+        subcommands: [Generate.self, Public.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a signing key: NAME.key (PKCS#8, encrypted with a passphrase, mode 0600) and NAME.pub (PEM public key).",
+            discussion: "The passphrase comes from EPR_KEY_PASSPHRASE, or is asked for twice on the terminal.")
+        @Option(name: .shortAndLong, help: "The directory to write the key files into.") var output = "."
+        @Option(help: "The files' base name.") var name = "epr-signing"
+        @Flag(help: "Print the key's id and files as JSON.") var json = false
+
+        func run() throws {
+            let passphrase = try Passphrase.new()
+            let (key, pem) = try SigningKeys.generate(passphrase: passphrase)
+            let directory = URL(fileURLWithPath: output)
+            let privatePath = directory.appendingPathComponent("\(name).key").path, publicPath = directory.appendingPathComponent("\(name).pub").path
+            for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
+                throw ValidationError("\(path) exists already; choose another --name or directory")
+            }
+            try SecretFile.write(pem, to: privatePath)
+            try key.publicKey.pemRepresentation.appending("\n").write(toFile: publicPath, atomically: true, encoding: .utf8)
+            let id = SigningKeys.keyID(key.publicKey)
+            if json { try Output.json(["key_id": id, "private_key": privatePath, "public_key": publicPath]); return }
+            Output.line("key \(id)\n  private \(privatePath) (encrypted; keep it, and its passphrase, to yourself)\n  public  \(publicPath)")
+        }
+    }
+
+    struct Public: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the PEM public key (and its id) of a private key.")
+        @Argument(help: "The private key file.") var key: String
+
+        func run() throws {
+            let privateKey = try Passphrase.openKey(at: key)
+            Output.line(privateKey.publicKey.pemRepresentation)
+            FileHandle.standardError.write(Data("key id \(SigningKeys.keyID(privateKey.publicKey))\n".utf8))
+        }
+    }
+}
+
+/// `epr sign FILE`: a detached signature over the archive and every file in it.
+struct SignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign", abstract: "Sign a package archive: writes FILE.sig, a DSSE envelope over an in-toto statement of its digests.")
+    @Argument(help: "The package archive (.tar.gz).") var file: String
+    @Option(help: "The private key (from epr key generate).") var key: String
+    @Option(name: .shortAndLong, help: "Where to write the signature (default: FILE.sig).") var output: String?
+
+    func run() throws {
+        let report = try Inspection.report(file)
+        guard report.isValid else {
+            throw ValidationError("the package is invalid (epr inspect says why); it is not signed")
+        }
+        let signature = try PackageSignature.sign(report, with: try Passphrase.openKey(at: key))
+        let destination = output ?? file + ".sig"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try (encoder.encode(signature) + Data("\n".utf8)).write(to: URL(fileURLWithPath: destination), options: .atomic)
+        Output.line("signed \(file) with key \(signature.signatures[0].keyid): \(destination)")
+    }
+}
+
+/// `epr verify FILE --key PUB`: is the package exactly what the key's holder signed?
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check a package archive against its signature and a public key.",
+        discussion: "Exits with status 1, naming the link that failed, when the signature does not verify or the package differs from what was signed.")
+    @Argument(help: "The package archive (.tar.gz).") var file: String
+    @Option(help: "The signature (default: FILE.sig).") var signature: String?
+    @Option(help: "The signer's PEM public key.") var key: String
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+        let signaturePath = signature ?? file + ".sig"
+        let envelope: PackageSignature
+        do { envelope = try JSONDecoder().decode(PackageSignature.self, from: Data(contentsOf: URL(fileURLWithPath: signaturePath))) } catch {
+            try refuse(PackageSignature.Failure.malformedEnvelope("\(signaturePath): \(error)").description)
+        }
+        let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key, encoding: .utf8))
+        let report = try Inspection.report(file)
+        do {
+            let statement = try envelope.verify(report, key: publicKey)
+            if json {
+                try Output.json(["verified": "true", "package": statement.predicate.package, "version": statement.predicate.version,
+                                 "key_id": SigningKeys.keyID(publicKey), "files": String(statement.subject.count - 1)])
+                return
+            }
+            Output.line("verified: \(statement.predicate.package) \(statement.predicate.version), the archive and its "
+                        + "\(statement.subject.count - 1) files, signed by key \(SigningKeys.keyID(publicKey))")
+        } catch let failure as PackageSignature.Failure {
+            try refuse(failure.description)
+        }
+    }
+
+    func refuse(_ reason: String) throws -> Never {
+        if json { try Output.json(["verified": "false", "reason": reason]) } else { Output.error("\(file): not verified: \(reason)") }
+        throw ReportedFailure()
+    }
+}
+
+enum Inspection {
+    /// The archive's inspection report, or a failure naming what is wrong with the archive.
+    static func report(_ file: String) throws -> PackageReport {
+        do { return try PackageInspector().inspect(path: file) } catch {
+            Output.error("\(file): \(error.description) [\(error.code)]")
+            throw ReportedFailure()
+        }
+    }
+}
+
+/// Passphrases of signing keys: EPR_KEY_PASSPHRASE, or the terminal.
+enum Passphrase {
+    static func new() throws -> String {
+        if let given = ProcessInfo.processInfo.environment["EPR_KEY_PASSPHRASE"], !given.isEmpty {
+            if let problem = check(given) { throw ValidationError(problem) }
+            return given
+        }
+        let first = try Prompt.secret("Passphrase for the new key: ")
+        if let problem = check(first) { throw ValidationError(problem) }
+        if isatty(STDIN_FILENO) == 1, try Prompt.secret("Again: ") != first { throw ValidationError("the passphrases differ") }
+        return first
+    }
+
+    /// Why a passphrase is too weak, if it is.
+    static func check(_ passphrase: String) -> String? {
+        passphrase.count < 10 ? "a passphrase needs at least 10 characters" : nil
+    }
+
+    static func openKey(at path: String) throws -> P256.Signing.PrivateKey {
+        let pem = try String(contentsOfFile: path, encoding: .utf8)
+        guard pem.contains("ENCRYPTED PRIVATE KEY") else { return try SigningKeys.privateKey(pem: pem, passphrase: nil) }
+        let given = ProcessInfo.processInfo.environment["EPR_KEY_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }
+        let passphrase = try given ?? Prompt.secret("Passphrase for \(path): ")
+        return try SigningKeys.privateKey(pem: pem, passphrase: passphrase)
+    }
+}
+
+/// Files readable by their owner only, from the first byte.
+enum SecretFile {
+    static func write(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else { throw ValidationError("cannot write \(path)") }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `epr key generate`, `epr sign` and `epr verify` as a contributor and a node operator use them.
+@Suite struct SigningCommandTests {
+    @Test func keySignAndVerify() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func epr(_ arguments: String...) throws -> (status: Int32, output: String) {
+            try Fixtures.run("/usr/bin/env", ["EPR_KEY_PASSPHRASE=a long enough passphrase", Fixtures.eprBinary] + arguments)
+        }
+        let (generated, keyOutput) = try epr("key", "generate", "-o", directory.path, "--name", "alice", "--json")
+        try #require(generated == 0, "\(keyOutput)")
+        let key = directory.appendingPathComponent("alice.key").path, pub = directory.appendingPathComponent("alice.pub").path
+        #expect(try FileManager.default.attributesOfItem(atPath: key)[.posixPermissions] as? Int == 0o600)
+        #expect(try String(contentsOfFile: key, encoding: .utf8).hasPrefix("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+        #expect(try epr("key", "generate", "-o", directory.path, "--name", "alice").status != 0, "an existing key is never overwritten")
+        let (weak, weakOutput) = try Fixtures.run("/usr/bin/env", ["EPR_KEY_PASSPHRASE=short", Fixtures.eprBinary, "key", "generate", "-o",
+                                                                  directory.path, "--name", "weak"])
+        #expect(weak != 0 && weakOutput.contains("at least 10 characters"))
+
+        let archive = try Fixtures.packageArchive("exec-tracker", into: directory)
+        let (signed, signOutput) = try epr("sign", archive, "--key", key)
+        #expect(signed == 0 && FileManager.default.fileExists(atPath: archive + ".sig"), "\(signOutput)")
+        let (verified, verifyOutput) = try epr("verify", archive, "--key", pub)
+        #expect(verified == 0 && verifyOutput.contains("verified: exec-tracker 1.0.0"), "\(verifyOutput)")
+
+        // The user-space program changed inside a re-packed archive: refused, and named.
+        let copy = directory.appendingPathComponent("tampered")
+        try FileManager.default.copyItem(at: Fixtures.examples.appendingPathComponent("exec-tracker"), to: copy)
+        let program = copy.appendingPathComponent("exec_tracker")
+        try (Data(contentsOf: program) + Data([0])).write(to: program)
+        let out = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let (packaged, _) = try epr("package", copy.path, "-o", out.path)
+        try #require(packaged == 0)
+        let tampered = out.appendingPathComponent("exec_tracker.tar.gz").path
+        let (refused, refusal) = try epr("verify", tampered, "--signature", archive + ".sig", "--key", pub)
+        #expect(refused == 1 && refusal.contains("exec_tracker.tar.gz/exec_tracker differs from what was signed"), "\(refusal)")
+        let (wrong, wrongOutput) = try Fixtures.run("/usr/bin/env", ["EPR_KEY_PASSPHRASE=not the passphrase at all", Fixtures.eprBinary,
+                                                                    "sign", archive, "--key", key])
+        #expect(wrong != 0 && wrongOutput.contains("passphrase does not open this key"), "\(wrongOutput)")
+    }
+}
