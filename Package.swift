@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -44,6 +45,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .target(
@@ -100,6 +102,7 @@ let package = Package(
                 "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI", "Signing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -119,7 +122,10 @@ let package = Package(
         ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "PackageFormat", "TestSupport"]),
         .testTarget(name: "ChecksTests", dependencies: ["Checks", "PackageFormat", "TestSupport"]),
-        .testTarget(name: "SigningTests", dependencies: ["Signing", "PackageFormat", "TestSupport"]),
+        .testTarget(
+            name: "SigningTests",
+            dependencies: ["Signing", "PackageFormat", "TestSupport", .product(name: "X509", package: "swift-certificates")]
+        ),
         .testTarget(
             name: "ServerTests",
             dependencies: [

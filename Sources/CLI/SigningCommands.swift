@@ -6,6 +6,7 @@ import Glibc
 #endif
 import PackageFormat
 import Signing
+import X509
 
 /// `epr key ...`: contributors' signing keys, made and kept on their own machines.
 struct KeyCommand: ParsableCommand {
@@ -55,6 +56,7 @@ struct SignCommand: ParsableCommand {
         commandName: "sign", abstract: "Sign a package archive: writes FILE.sig, a DSSE envelope over an in-toto statement of its digests.")
     @Argument(help: "The package archive (.tar.gz).") var file: String
     @Option(help: "The private key (from epr key generate).") var key: String
+    @Option(help: "The key's certificate chain (PEM, leaf first), to carry in the signature.") var certificate: String?
     @Option(name: .shortAndLong, help: "Where to write the signature (default: FILE.sig).") var output: String?
 
     func run() throws {
@@ -62,7 +64,8 @@ struct SignCommand: ParsableCommand {
         guard report.isValid else {
             throw ValidationError("the package is invalid (epr inspect says why); it is not signed")
         }
-        let signature = try PackageSignature.sign(report, with: try Passphrase.openKey(at: key))
+        let chain = try certificate.map { try TrustRoot.certificates(pem: String(contentsOfFile: $0, encoding: .utf8)) }
+        let signature = try PackageSignature.sign(report, with: try Passphrase.openKey(at: key), certificates: chain)
         let destination = output ?? file + ".sig"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -72,33 +75,48 @@ struct SignCommand: ParsableCommand {
 }
 
 /// `epr verify FILE --key PUB`: is the package exactly what the key's holder signed?
-struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Check a package archive against its signature and a public key.",
         discussion: "Exits with status 1, naming the link that failed, when the signature does not verify or the package differs from what was signed.")
     @Argument(help: "The package archive (.tar.gz).") var file: String
     @Option(help: "The signature (default: FILE.sig).") var signature: String?
-    @Option(help: "The signer's PEM public key.") var key: String
+    @Option(help: "The signer's PEM public key (to check a signature without certificates).") var key: String?
+    @Option(help: "The repository's root certificate: the signer's certificate must chain to it and allow this package.")
+    var trustedRoot: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
-    func run() throws {
+    func validate() throws {
+        guard (key == nil) != (trustedRoot == nil) else { throw ValidationError("give either --key or --trusted-root") }
+    }
+
+    func run() async throws {
         let signaturePath = signature ?? file + ".sig"
         let envelope: PackageSignature
         do { envelope = try JSONDecoder().decode(PackageSignature.self, from: Data(contentsOf: URL(fileURLWithPath: signaturePath))) } catch {
             try refuse(PackageSignature.Failure.malformedEnvelope("\(signaturePath): \(error)").description)
         }
-        let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key, encoding: .utf8))
         let report = try Inspection.report(file)
         do {
-            let statement = try envelope.verify(report, key: publicKey)
+            let statement: PackageSignature.Statement, signer: String
+            if let trustedRoot {
+                let roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8))
+                (statement, signer) = try await envelope.verify(report, trustedRoots: roots)
+            } else {
+                let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8))
+                statement = try envelope.verify(report, key: publicKey)
+                signer = "key \(SigningKeys.keyID(publicKey))"
+            }
             if json {
                 try Output.json(["verified": "true", "package": statement.predicate.package, "version": statement.predicate.version,
-                                 "key_id": SigningKeys.keyID(publicKey), "files": String(statement.subject.count - 1)])
+                                 "signer": signer, "files": String(statement.subject.count - 1)])
                 return
             }
             Output.line("verified: \(statement.predicate.package) \(statement.predicate.version), the archive and its "
-                        + "\(statement.subject.count - 1) files, signed by key \(SigningKeys.keyID(publicKey))")
+                        + "\(statement.subject.count - 1) files, signed by \(signer)")
         } catch let failure as PackageSignature.Failure {
+            try refuse(failure.description)
+        } catch let failure as TrustRoot.Failure {
             try refuse(failure.description)
         }
     }
@@ -115,6 +133,60 @@ enum Inspection {
         do { return try PackageInspector().inspect(path: file) } catch {
             Output.error("\(file): \(error.description) [\(error.code)]")
             throw ReportedFailure()
+        }
+    }
+}
+
+/// `epr trust ...`: the repository's certificate authority.
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust", abstract: "Make the repository's root and signing authority, and certify contributors' keys.",
+        subcommands: [Initialise.self, Certify.self])
+
+    struct Initialise: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "init",
+            abstract: "Make a root certificate and an intermediate signing authority: root.crt, root.key, intermediate.crt, intermediate.key.",
+            discussion: "Both keys are encrypted with the passphrase (EPR_KEY_PASSPHRASE, or asked for). Keep root.key offline: it is needed only to make a new intermediate.")
+        @Option(name: .shortAndLong, help: "The directory to write into (created; must not hold a root already).") var output: String
+        @Option(help: "The repository's name, in the certificates.") var name = "epr"
+
+        func run() throws {
+            let directory = URL(fileURLWithPath: output)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let passphrase = try Passphrase.new()
+            let (root, intermediate) = try TrustRoot.create(name: name)
+            for (file, authority) in [("root", root), ("intermediate", intermediate)] {
+                try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: passphrase),
+                                     to: directory.appendingPathComponent("\(file).key").path)
+                try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(file).crt"), atomically: true, encoding: .utf8)
+            }
+            Output.line("root \(directory.appendingPathComponent("root.crt").path) (give this to nodes in trusted mode)\n"
+                        + "signing authority \(directory.appendingPathComponent("intermediate.crt").path)")
+        }
+    }
+
+    struct Certify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Certify a contributor's public key for some packages with the signing authority: prints the certificate chain.")
+        @Argument(help: "The contributor's PEM public key.") var publicKey: String
+        @Option(help: "The directory epr trust init wrote.") var trustDirectory: String
+        @Option(help: "The contributor's user name.") var user: String
+        @Option(help: "A package name or pattern (l3af-*) the key may sign; repeat for more.") var package: [String] = []
+        @Option(help: "Days the certificate is valid.") var days = 365
+        @Option(name: .shortAndLong, help: "Write the chain here instead of printing it.") var output: String?
+
+        func run() throws {
+            guard (1...3650).contains(days) else { throw ValidationError("--days is 1 to 3650") }
+            let directory = URL(fileURLWithPath: trustDirectory)
+            let keyPath = directory.appendingPathComponent("intermediate.key").path
+            let authority = TrustRoot.Authority(
+                certificate: try Certificate(pemEncoded: String(contentsOf: directory.appendingPathComponent("intermediate.crt"), encoding: .utf8)),
+                key: try Passphrase.openKey(at: keyPath))
+            let key = try SigningKeys.publicKey(pem: String(contentsOfFile: publicKey, encoding: .utf8))
+            let certificate = try TrustRoot.certify(key, user: user, packages: package, days: days, by: authority)
+            let chain = try TrustRoot.pem([certificate, authority.certificate])
+            if let output { try chain.write(toFile: output, atomically: true, encoding: String.Encoding.utf8) } else { Output.line(chain) }
         }
     }
 }

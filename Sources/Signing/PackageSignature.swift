@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PackageFormat
+import X509
 
 /// A package's signature: a DSSE envelope (the Dead Simple Signing Envelope) whose payload is an
 /// in-toto Statement v1 naming the archive and every file in it by SHA-256, so that the archive
@@ -23,6 +24,9 @@ public struct PackageSignature: Codable, Sendable, Equatable {
     /// Base64 of the statement's JSON.
     public var payload: String
     public var signatures: [Signature]
+    /// The signer's certificate and the intermediates up to the repository's root, as PEM
+    /// (leaf first), when the key is certified.
+    public var certificates: [String]?
 
     public struct Statement: Codable, Sendable, Equatable {
         public struct Subject: Codable, Sendable, Equatable {
@@ -60,14 +64,18 @@ public struct PackageSignature: Codable, Sendable, Equatable {
                          predicate: .init(package: manifest.name.value, version: manifest.version.description))
     }
 
-    public static func sign(_ report: PackageReport, with key: P256.Signing.PrivateKey) throws -> PackageSignature {
+    public static func sign(_ report: PackageReport, with key: P256.Signing.PrivateKey, certificates: [Certificate]? = nil) throws -> PackageSignature {
+        if let leaf = certificates?.first, P256.Signing.PublicKey(leaf.publicKey)?.rawRepresentation != key.publicKey.rawRepresentation {
+            throw Failure.malformedEnvelope("the certificate is for another key")
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let payload = Array(try encoder.encode(try statement(for: report)))
         let signature = try key.signature(for: pae(type: payloadType, payload: payload))
         return PackageSignature(payloadType: payloadType, payload: Data(payload).base64EncodedString(),
                                 signatures: [Signature(keyid: SigningKeys.keyID(key.publicKey),
-                                                       sig: signature.derRepresentation.base64EncodedString())])
+                                                       sig: signature.derRepresentation.base64EncodedString())],
+                                certificates: try certificates.map { try $0.map { try $0.serializeAsPEM().pemString } })
     }
 
     public enum Failure: Error, CustomStringConvertible, Equatable {
@@ -109,6 +117,17 @@ public struct PackageSignature: Codable, Sendable, Equatable {
         do { return try JSONDecoder().decode(Statement.self, from: payload) } catch {
             throw Failure.malformedEnvelope("the statement is not in-toto JSON: \(error)")
         }
+    }
+
+    /// Trusted mode: the signer's certificate chains to one of `roots` and allows this package,
+    /// its key signed, and the package is exactly what was signed. Returns the statement and the
+    /// signer.
+    public func verify(_ report: PackageReport, trustedRoots roots: [Certificate], at time: Date = Date()) async throws
+        -> (statement: Statement, signer: String) {
+        guard let package = report.manifest?.name.value else { throw Failure.invalidPackage("the package has no readable manifest") }
+        let chain = try (certificates ?? []).map { try Certificate(pemEncoded: $0) }
+        let (key, signer) = try await TrustRoot.verify(chain: chain, roots: roots, package: package, at: time)
+        return (try verify(report, key: key), signer)
     }
 
     /// Checks the signature by `key` and that the package is exactly what was signed: the

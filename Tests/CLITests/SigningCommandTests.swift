@@ -41,5 +41,20 @@ import Testing
         let (wrong, wrongOutput) = try Fixtures.run("/usr/bin/env", ["EPR_KEY_PASSPHRASE=not the passphrase at all", Fixtures.eprBinary,
                                                                     "sign", archive, "--key", key])
         #expect(wrong != 0 && wrongOutput.contains("passphrase does not open this key"), "\(wrongOutput)")
+
+        // Certified by the repository's authority: trusted mode checks the chain and the grant.
+        let trust = directory.appendingPathComponent("trust").path
+        let (initialised, initOutput) = try epr("trust", "init", "-o", trust, "--name", "test registry")
+        try #require(initialised == 0, "\(initOutput)")
+        let root = trust + "/root.crt", chain = directory.appendingPathComponent("alice.chain.pem").path
+        #expect(try epr("trust", "certify", pub, "--trust-directory", trust, "--user", "alice", "--package", "exec-*", "-o", chain).status == 0)
+        #expect(try epr("sign", archive, "--key", key, "--certificate", chain).status == 0)
+        let (trusted, trustedOutput) = try epr("verify", archive, "--trusted-root", root)
+        #expect(trusted == 0 && trustedOutput.contains("signed by alice"), "\(trustedOutput)")
+        let narrow = directory.appendingPathComponent("narrow.pem").path
+        #expect(try epr("trust", "certify", pub, "--trust-directory", trust, "--user", "alice", "--package", "xdp-*", "-o", narrow).status == 0)
+        #expect(try epr("sign", archive, "--key", key, "--certificate", narrow).status == 0)
+        let (refusedTrust, refusedOutput) = try epr("verify", archive, "--trusted-root", root)
+        #expect(refusedTrust == 1 && refusedOutput.contains("certified for xdp-*, not for exec-tracker"), "\(refusedOutput)")
     }
 }

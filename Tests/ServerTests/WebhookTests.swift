@@ -52,7 +52,8 @@ import Testing
                                   onServerRunning: { [port] channel in port.withLockedValue { $0 = channel.localAddress?.port ?? 0 } },
                                   logger: logger)
             let task = Task { try await app.runService() }
-            let deadline = ContinuousClock.now + .seconds(10)
+            // Generous: other tests may keep the machine busy while it starts.
+            let deadline = ContinuousClock.now + .seconds(60)
             while port.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             return task
         }

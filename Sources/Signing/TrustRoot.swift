@@ -1,0 +1,162 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// The repository's certificate authority: a root (its key kept offline) and an intermediate
+/// that certifies contributors' signing keys with X.509 code-signing certificates. A
+/// contributor's certificate names the user (`epr-signer:NAME`) and the package name patterns
+/// they may sign (`epr-package:PATTERN`) as URIs in its subject alternative names.
+public enum TrustRoot {
+    public static let signerScheme = "epr-signer:"
+    public static let packageScheme = "epr-package:"
+
+    public struct Authority: Sendable {
+        public var certificate: Certificate
+        public var key: P256.Signing.PrivateKey
+        public init(certificate: Certificate, key: P256.Signing.PrivateKey) {
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
+    /// A new root (valid `rootYears`) and an intermediate it certifies (valid `intermediateYears`).
+    public static func create(name: String, now: Date = Date(), rootYears: Int = 20, intermediateYears: Int = 3) throws
+        -> (root: Authority, intermediate: Authority) {
+        let rootKey = P256.Signing.PrivateKey(), intermediateKey = P256.Signing.PrivateKey()
+        let rootName = try DistinguishedName {
+            OrganizationName(name)
+            CommonName("\(name) root")
+        }
+        let intermediateName = try DistinguishedName {
+            OrganizationName(name)
+            CommonName("\(name) signing authority")
+        }
+        let root = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(rootKey.publicKey), notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(Double(rootYears) * 365 * 86400), issuer: rootName, subject: rootName,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 1))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: .init(rootKey.publicKey))
+            },
+            issuerPrivateKey: .init(rootKey))
+        let intermediate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(intermediateKey.publicKey), notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(Double(intermediateYears) * 365 * 86400), issuer: rootName, subject: intermediateName,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectKeyIdentifier(hash: .init(intermediateKey.publicKey))
+                AuthorityKeyIdentifier(keyIdentifier: try root.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: .init(rootKey))
+        return (Authority(certificate: root, key: rootKey), Authority(certificate: intermediate, key: intermediateKey))
+    }
+
+    /// A code-signing certificate for `user`'s key, allowing the package name patterns given.
+    public static func certify(_ publicKey: P256.Signing.PublicKey, user: String, packages: [String], days: Int, by authority: Authority,
+                               now: Date = Date()) throws -> Certificate {
+        guard !packages.isEmpty else { throw Failure.invalid("name at least one package or pattern the key may sign") }
+        let subject = try DistinguishedName { CommonName(user) }
+        let names = [GeneralName.uniformResourceIdentifier(signerScheme + user)] + packages.map { .uniformResourceIdentifier(packageScheme + $0) }
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(Double(days) * 86400), issuer: authority.certificate.subject, subject: subject,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.codeSigning])
+                SubjectAlternativeNames(names)
+                AuthorityKeyIdentifier(keyIdentifier: try authority.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: .init(authority.key))
+    }
+
+    /// Who a certificate names and what it may sign.
+    public static func grant(of certificate: Certificate) -> (signer: String?, packages: [String]) {
+        let names: SubjectAlternativeNames? = (try? certificate.extensions.subjectAlternativeNames) ?? nil
+        var signer: String?, packages: [String] = []
+        for name in names.map(Array.init) ?? [] {
+            guard case let .uniformResourceIdentifier(uri) = name else { continue }
+            if uri.hasPrefix(signerScheme) { signer = String(uri.dropFirst(signerScheme.count)) }
+            if uri.hasPrefix(packageScheme) { packages.append(String(uri.dropFirst(packageScheme.count))) }
+        }
+        return (signer, packages)
+    }
+
+    /// Whether a name pattern (`*` for any run of characters) covers a package name, both in
+    /// canonical form (lower case, `_` as `-`).
+    public static func covers(_ pattern: String, _ package: String) -> Bool {
+        func canonical(_ text: String) -> [UInt8] { Array(text.lowercased().replacingOccurrences(of: "_", with: "-").utf8) }
+        let p = canonical(pattern), t = canonical(package)
+        var i = 0, j = 0, star = -1, mark = 0
+        while j < t.count {
+            if i < p.count, p[i] == t[j] {
+                i += 1; j += 1
+            } else if i < p.count, p[i] == UInt8(ascii: "*") {
+                star = i; mark = j; i += 1
+            } else if star >= 0 {
+                i = star + 1; mark += 1; j = mark
+            } else {
+                return false
+            }
+        }
+        while i < p.count, p[i] == UInt8(ascii: "*") { i += 1 }
+        return i == p.count
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case invalid(String)
+        case untrusted(String)
+        case notForThisPackage(signer: String, package: String, allowed: [String])
+
+        public var description: String {
+            switch self {
+            case let .invalid(reason): reason
+            case let .untrusted(reason): "the signing certificate is not trusted: \(reason)"
+            case let .notForThisPackage(signer, package, allowed):
+                "\(signer)'s key is certified for \(allowed.joined(separator: ", ")), not for \(package)"
+            }
+        }
+    }
+
+    /// Checks that `chain` (leaf first) leads to one of `roots` at `time`, that the leaf is a
+    /// code-signing certificate, and that it allows `package`; returns the leaf's key.
+    public static func verify(chain: [Certificate], roots: [Certificate], package: String, at time: Date = Date()) async throws
+        -> (key: P256.Signing.PublicKey, signer: String) {
+        guard let leaf = chain.first else { throw Failure.untrusted("the signature carries no certificate (the key is not certified)") }
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: time) }
+        switch await verifier.validate(leaf: leaf, intermediates: CertificateStore(Array(chain.dropFirst()))) {
+        case .validCertificate:
+            break
+        case let .couldNotValidate(failures):
+            let expired = leaf.notValidAfter < time || leaf.notValidBefore > time
+            throw Failure.untrusted(expired ? "the certificate is not valid at this time (valid \(leaf.notValidBefore) to \(leaf.notValidAfter))"
+                                            : "it does not chain to the trusted root (\(failures.map { "\($0)" }.joined(separator: "; ")))")
+        }
+        guard let usage = try? leaf.extensions.extendedKeyUsage, usage.contains(.codeSigning) else {
+            throw Failure.untrusted("it is not a code-signing certificate")
+        }
+        let (signer, packages) = grant(of: leaf)
+        guard let signer else { throw Failure.untrusted("it names no signer") }
+        guard packages.contains(where: { covers($0, package) }) else {
+            throw Failure.notForThisPackage(signer: signer, package: package, allowed: packages)
+        }
+        guard let key = P256.Signing.PublicKey(leaf.publicKey) else { throw Failure.untrusted("its key is not ECDSA P-256") }
+        return (key, signer)
+    }
+
+    public static func pem(_ certificates: [Certificate]) throws -> String {
+        try certificates.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n"
+    }
+
+    public static func certificates(pem: String) throws -> [Certificate] {
+        do { return try PEMDocument.parseMultiple(pemString: pem).map { try Certificate(pemDocument: $0) } } catch {
+            throw Failure.invalid("not PEM certificates: \(error)")
+        }
+    }
+}
