@@ -84,6 +84,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "The signer's PEM public key (to check a signature without certificates).") var key: String?
     @Option(help: "The repository's root certificate: the signer's certificate must chain to it and allow this package.")
     var trustedRoot: String?
+    @Option(help: "The signing authority's revocation list (with --trusted-root).") var revocations: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
@@ -101,7 +102,8 @@ struct VerifyCommand: AsyncParsableCommand {
             let statement: PackageSignature.Statement, signer: String
             if let trustedRoot {
                 let roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8))
-                (statement, signer) = try await envelope.verify(report, trustedRoots: roots)
+                let list = try revocations.map { try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+                (statement, signer) = try await envelope.verify(report, trustedRoots: roots, revocations: list)
             } else {
                 let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8))
                 statement = try envelope.verify(report, key: publicKey)
@@ -141,7 +143,7 @@ enum Inspection {
 struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust", abstract: "Make the repository's root and signing authority, and certify contributors' keys.",
-        subcommands: [Initialise.self, Certify.self])
+        subcommands: [Initialise.self, Certify.self, Revoke.self])
 
     struct Initialise: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -178,15 +180,52 @@ struct TrustCommand: ParsableCommand {
 
         func run() throws {
             guard (1...3650).contains(days) else { throw ValidationError("--days is 1 to 3650") }
-            let directory = URL(fileURLWithPath: trustDirectory)
-            let keyPath = directory.appendingPathComponent("intermediate.key").path
-            let authority = TrustRoot.Authority(
-                certificate: try Certificate(pemEncoded: String(contentsOf: directory.appendingPathComponent("intermediate.crt"), encoding: .utf8)),
-                key: try Passphrase.openKey(at: keyPath))
+            let authority = try TrustCommand.authority(in: URL(fileURLWithPath: trustDirectory))
             let key = try SigningKeys.publicKey(pem: String(contentsOfFile: publicKey, encoding: .utf8))
             let certificate = try TrustRoot.certify(key, user: user, packages: package, days: days, by: authority)
             let chain = try TrustRoot.pem([certificate, authority.certificate])
             if let output { try chain.write(toFile: output, atomically: true, encoding: String.Encoding.utf8) } else { Output.line(chain) }
+        }
+    }
+}
+
+extension TrustCommand {
+    /// The signing authority epr trust init wrote into `directory` (its key asks for the passphrase).
+    static func authority(in directory: URL) throws -> TrustRoot.Authority {
+        TrustRoot.Authority(
+            certificate: try Certificate(pemEncoded: String(contentsOf: directory.appendingPathComponent("intermediate.crt"), encoding: .utf8)),
+            key: try Passphrase.openKey(at: directory.appendingPathComponent("intermediate.key").path))
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a contributor's certificate: adds it to the signed revocation list DIR/revocations.json.")
+        @Option(help: "The directory epr trust init wrote.") var trustDirectory: String
+        @Option(help: "The certificate to revoke (PEM; the first of a chain).") var certificate: String
+        @Option(help: "Why.") var reason: String?
+
+        func run() throws {
+            let directory = URL(fileURLWithPath: trustDirectory)
+            let authority = try TrustCommand.authority(in: directory)
+            guard let revoked = try TrustRoot.certificates(pem: String(contentsOfFile: certificate, encoding: .utf8)).first else {
+                throw ValidationError("\(certificate) holds no certificate")
+            }
+            let file = directory.appendingPathComponent("revocations.json")
+            var content = RevocationList.Content(updated: Date(), revoked: [])
+            if let data = try? Data(contentsOf: file), let list = try? JSONDecoder().decode(RevocationList.self, from: data),
+               let payload = Data(base64Encoded: list.payload) {
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                content.revoked = (try? decoder.decode(RevocationList.Content.self, from: payload).revoked) ?? []
+            }
+            let serial = RevocationList.serial(of: revoked)
+            if !content.revoked.contains(where: { $0.serial == serial }) {
+                content.revoked.append(.init(serial: serial, revoked_at: Date(), reason: reason))
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            try encoder.encode(try RevocationList.sign(content, by: authority)).write(to: file, options: .atomic)
+            Output.line("revoked \(serial); \(file.path) lists \(content.revoked.count) certificate(s): give it to nodes in trusted mode")
         }
     }
 }

@@ -28,6 +28,26 @@ public struct PackageName: Sendable, Hashable, Comparable, CustomStringConvertib
     /// The form two names are compared in: lowercase, with `_` written as `-`.
     public var canonical: String { Self.canonicalForm(value) }
 
+    /// Whether a name pattern (`*` for any run of characters) covers a package name, both
+    /// compared in canonical form: `l3af-*` covers `L3AF_xdp`.
+    public static func pattern(_ pattern: String, covers name: String) -> Bool {
+        let p = Array(canonicalForm(pattern).utf8), t = Array(canonicalForm(name).utf8)
+        var i = 0, j = 0, star = -1, mark = 0
+        while j < t.count {
+            if i < p.count, p[i] == t[j] {
+                i += 1; j += 1
+            } else if i < p.count, p[i] == UInt8(ascii: "*") {
+                star = i; mark = j; i += 1
+            } else if star >= 0 {
+                i = star + 1; mark += 1; j = mark
+            } else {
+                return false
+            }
+        }
+        while i < p.count, p[i] == UInt8(ascii: "*") { i += 1 }
+        return i == p.count
+    }
+
     /// The canonical form of any string, valid name or not, for look-ups by what a user typed.
     public static func canonicalForm(_ text: String) -> String {
         String(text.lowercased().map { $0 == "_" ? "-" : $0 })

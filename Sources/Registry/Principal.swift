@@ -72,26 +72,7 @@ public struct Principal: Sendable, Equatable {
     public func mayTouch(_ package: String) -> Bool {
         guard !packages.isEmpty else { return true }
         let canonical = (try? PackageName(package).canonical) ?? package.lowercased().replacingOccurrences(of: "_", with: "-")
-        return packages.contains { Self.matches(pattern: $0, canonical) }
-    }
-
-    /// A glob with `*` for any run of characters, compared in canonical form.
-    public static func matches(pattern: String, _ canonical: String) -> Bool {
-        let pattern = Array(pattern.lowercased().replacingOccurrences(of: "_", with: "-").utf8), text = Array(canonical.utf8)
-        var p = 0, t = 0, star = -1, mark = 0
-        while t < text.count {
-            if p < pattern.count, pattern[p] == text[t] {
-                p += 1; t += 1
-            } else if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
-                star = p; mark = t; p += 1
-            } else if star >= 0 {
-                p = star + 1; mark += 1; t = mark
-            } else {
-                return false
-            }
-        }
-        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
-        return p == pattern.count
+        return packages.contains { PackageName.pattern($0, covers: canonical) }
     }
 }
 

@@ -46,6 +46,15 @@ public struct PackageSignature: Codable, Sendable, Equatable {
         public var predicate: Predicate
     }
 
+    /// Whether one of `signatures` is `key`'s over the PAE of the payload.
+    static func anyVerifies(_ signatures: [Signature], type: String, payload: [UInt8], key: P256.Signing.PublicKey) -> Bool {
+        let message = pae(type: type, payload: payload)
+        return signatures.contains { entry in
+            guard let der = Data(base64Encoded: entry.sig), let signature = try? P256.Signing.ECDSASignature(derRepresentation: der) else { return false }
+            return key.isValidSignature(signature, for: message)
+        }
+    }
+
     /// DSSE's pre-authentication encoding of a payload.
     public static func pae(type: String, payload: [UInt8]) -> [UInt8] {
         Array("DSSEv1 \(type.utf8.count) \(type) \(payload.count) ".utf8) + payload
@@ -108,12 +117,7 @@ public struct PackageSignature: Codable, Sendable, Equatable {
         let id = SigningKeys.keyID(key)
         let mine = signatures.filter { $0.keyid == id || $0.keyid.isEmpty }
         guard !mine.isEmpty else { throw Failure.noSignatureByKey(id) }
-        let message = Self.pae(type: payloadType, payload: Array(payload))
-        let verified = mine.contains { entry in
-            guard let der = Data(base64Encoded: entry.sig), let signature = try? P256.Signing.ECDSASignature(derRepresentation: der) else { return false }
-            return key.isValidSignature(signature, for: message)
-        }
-        guard verified else { throw Failure.badSignature }
+        guard Self.anyVerifies(mine, type: payloadType, payload: Array(payload), key: key) else { throw Failure.badSignature }
         do { return try JSONDecoder().decode(Statement.self, from: payload) } catch {
             throw Failure.malformedEnvelope("the statement is not in-toto JSON: \(error)")
         }
@@ -122,10 +126,19 @@ public struct PackageSignature: Codable, Sendable, Equatable {
     /// Trusted mode: the signer's certificate chains to one of `roots` and allows this package,
     /// its key signed, and the package is exactly what was signed. Returns the statement and the
     /// signer.
-    public func verify(_ report: PackageReport, trustedRoots roots: [Certificate], at time: Date = Date()) async throws
-        -> (statement: Statement, signer: String) {
+    public func verify(_ report: PackageReport, trustedRoots roots: [Certificate], revocations: RevocationList? = nil,
+                       at time: Date = Date()) async throws -> (statement: Statement, signer: String) {
         guard let package = report.manifest?.name.value else { throw Failure.invalidPackage("the package has no readable manifest") }
         let chain = try (certificates ?? []).map { try Certificate(pemEncoded: $0) }
+        if let revocations {
+            let revoked = try await revocations.verifiedContent(roots: roots, at: time).revoked
+            for certificate in chain {
+                let serial = RevocationList.serial(of: certificate)
+                if let entry = revoked.first(where: { $0.serial == serial }) {
+                    throw TrustRoot.Failure.revoked(serial: serial, reason: entry.reason)
+                }
+            }
+        }
         let (key, signer) = try await TrustRoot.verify(chain: chain, roots: roots, package: package, at: time)
         return (try verify(report, key: key), signer)
     }

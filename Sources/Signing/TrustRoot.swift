@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PackageFormat
 import SwiftASN1
 import X509
 
@@ -88,36 +89,17 @@ public enum TrustRoot {
         return (signer, packages)
     }
 
-    /// Whether a name pattern (`*` for any run of characters) covers a package name, both in
-    /// canonical form (lower case, `_` as `-`).
-    public static func covers(_ pattern: String, _ package: String) -> Bool {
-        func canonical(_ text: String) -> [UInt8] { Array(text.lowercased().replacingOccurrences(of: "_", with: "-").utf8) }
-        let p = canonical(pattern), t = canonical(package)
-        var i = 0, j = 0, star = -1, mark = 0
-        while j < t.count {
-            if i < p.count, p[i] == t[j] {
-                i += 1; j += 1
-            } else if i < p.count, p[i] == UInt8(ascii: "*") {
-                star = i; mark = j; i += 1
-            } else if star >= 0 {
-                i = star + 1; mark += 1; j = mark
-            } else {
-                return false
-            }
-        }
-        while i < p.count, p[i] == UInt8(ascii: "*") { i += 1 }
-        return i == p.count
-    }
-
     public enum Failure: Error, CustomStringConvertible, Equatable {
         case invalid(String)
         case untrusted(String)
         case notForThisPackage(signer: String, package: String, allowed: [String])
+        case revoked(serial: String, reason: String?)
 
         public var description: String {
             switch self {
             case let .invalid(reason): reason
             case let .untrusted(reason): "the signing certificate is not trusted: \(reason)"
+            case let .revoked(serial, reason): "the signing certificate \(serial) is revoked" + (reason.map { ": \($0)" } ?? "")
             case let .notForThisPackage(signer, package, allowed):
                 "\(signer)'s key is certified for \(allowed.joined(separator: ", ")), not for \(package)"
             }
@@ -143,7 +125,7 @@ public enum TrustRoot {
         }
         let (signer, packages) = grant(of: leaf)
         guard let signer else { throw Failure.untrusted("it names no signer") }
-        guard packages.contains(where: { covers($0, package) }) else {
+        guard packages.contains(where: { PackageName.pattern($0, covers: package) }) else {
             throw Failure.notForThisPackage(signer: signer, package: package, allowed: packages)
         }
         guard let key = P256.Signing.PublicKey(leaf.publicKey) else { throw Failure.untrusted("its key is not ECDSA P-256") }

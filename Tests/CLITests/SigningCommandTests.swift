@@ -56,5 +56,11 @@ import Testing
         #expect(try epr("sign", archive, "--key", key, "--certificate", narrow).status == 0)
         let (refusedTrust, refusedOutput) = try epr("verify", archive, "--trusted-root", root)
         #expect(refusedTrust == 1 && refusedOutput.contains("certified for xdp-*, not for exec-tracker"), "\(refusedOutput)")
+
+        // Revoked: the signed list from epr trust revoke makes trusted mode refuse it.
+        #expect(try epr("sign", archive, "--key", key, "--certificate", chain).status == 0)
+        #expect(try epr("trust", "revoke", "--trust-directory", trust, "--certificate", chain, "--reason", "laptop stolen").status == 0)
+        let (revokedStatus, revokedOutput) = try epr("verify", archive, "--trusted-root", root, "--revocations", trust + "/revocations.json")
+        #expect(revokedStatus == 1 && revokedOutput.contains("is revoked: laptop stolen"), "\(revokedOutput)")
     }
 }
