@@ -89,6 +89,7 @@ struct VerifyCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (key == nil) != (trustedRoot == nil) else { throw ValidationError("give either --key or --trusted-root") }
+        if revocations != nil, trustedRoot == nil { throw ValidationError("--revocations goes with --trusted-root") }
     }
 
     func run() async throws {
@@ -102,7 +103,10 @@ struct VerifyCommand: AsyncParsableCommand {
             let statement: PackageSignature.Statement, signer: String
             if let trustedRoot {
                 let roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8))
-                let list = try revocations.map { try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
+                let list: RevocationList?
+                do { list = try revocations.map { try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } } catch {
+                    throw TrustRoot.Failure.untrusted("the revocation list cannot be read: \(error)")
+                }
                 (statement, signer) = try await envelope.verify(report, trustedRoots: roots, revocations: list)
             } else {
                 let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8))
@@ -156,6 +160,10 @@ struct TrustCommand: ParsableCommand {
         func run() throws {
             let directory = URL(fileURLWithPath: output)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for file in ["root.key", "root.crt", "intermediate.key", "intermediate.crt", "revocations.json"]
+            where FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
+                throw ValidationError("\(directory.appendingPathComponent(file).path) exists: \(output) holds a trust root already")
+            }
             let passphrase = try Passphrase.new()
             let (root, intermediate) = try TrustRoot.create(name: name)
             for (file, authority) in [("root", root), ("intermediate", intermediate)] {
@@ -163,6 +171,9 @@ struct TrustCommand: ParsableCommand {
                                      to: directory.appendingPathComponent("\(file).key").path)
                 try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(file).crt"), atomically: true, encoding: .utf8)
             }
+            // An empty revocation list to begin with, so nodes have one to check from the start.
+            try RevocationList.write(RevocationList.Content(sequence: 1, updated: Date(), expires: Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
+                                                            revoked: []), by: intermediate, to: directory.appendingPathComponent("revocations.json"))
             Output.line("root \(directory.appendingPathComponent("root.crt").path) (give this to nodes in trusted mode)\n"
                         + "signing authority \(directory.appendingPathComponent("intermediate.crt").path)")
         }
@@ -211,23 +222,46 @@ extension TrustCommand {
                 throw ValidationError("\(certificate) holds no certificate")
             }
             let file = directory.appendingPathComponent("revocations.json")
-            var content = RevocationList.Content(updated: Date(), revoked: [])
-            if let data = try? Data(contentsOf: file), let list = try? JSONDecoder().decode(RevocationList.self, from: data),
-               let payload = Data(base64Encoded: list.payload) {
-                let decoder = JSONDecoder()
-                decoder.dateDecodingStrategy = .iso8601
-                content.revoked = (try? decoder.decode(RevocationList.Content.self, from: payload).revoked) ?? []
+            // The current list must be the authority's own: a damaged or replaced one would
+            // otherwise lose every revocation in it.
+            let roots = try TrustRoot.certificates(pem: String(contentsOf: directory.appendingPathComponent("root.crt"), encoding: .utf8))
+            var content: RevocationList.Content
+            do {
+                let current = try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: file))
+                content = try Self.awaiting { try await current.verifiedContent(roots: roots, at: current.signedTime) }
+            } catch {
+                throw ValidationError("\(file.path) is not a revocation list of this authority (\(error)); restore it before revoking")
             }
+            if content.entry(for: revoked) == nil {
+                content.revoked.append(.init(serial: RevocationList.serial(of: revoked),
+                                             key_id: P256.Signing.PublicKey(revoked.publicKey).map(SigningKeys.keyID), revoked_at: Date(), reason: reason))
+            }
+            content.sequence += 1
+            content.updated = Date()
+            content.expires = Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400)
+            try RevocationList.write(content, by: authority, to: file)
             let serial = RevocationList.serial(of: revoked)
-            if !content.revoked.contains(where: { $0.serial == serial }) {
-                content.revoked.append(.init(serial: serial, revoked_at: Date(), reason: reason))
+            Output.line("revoked \(serial) and its key; \(file.path) (number \(content.sequence), good for \(RevocationList.lifetimeDays) days) "
+                        + "lists \(content.revoked.count) certificate(s): give it to nodes in trusted mode")
+        }
+
+        /// Runs async work from this synchronous command.
+        static func awaiting<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+            let box = ResultBox<T>()
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+                done.signal()
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try encoder.encode(try RevocationList.sign(content, by: authority)).write(to: file, options: .atomic)
-            Output.line("revoked \(serial); \(file.path) lists \(content.revoked.count) certificate(s): give it to nodes in trusted mode")
+            done.wait()
+            return try box.result!.get()
         }
     }
+}
+
+/// A result handed from a task to the thread waiting for it.
+final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }
 
 /// Passphrases of signing keys: EPR_KEY_PASSPHRASE, or the terminal.

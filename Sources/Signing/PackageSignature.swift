@@ -129,13 +129,15 @@ public struct PackageSignature: Codable, Sendable, Equatable {
     public func verify(_ report: PackageReport, trustedRoots roots: [Certificate], revocations: RevocationList? = nil,
                        at time: Date = Date()) async throws -> (statement: Statement, signer: String) {
         guard let package = report.manifest?.name.value else { throw Failure.invalidPackage("the package has no readable manifest") }
-        let chain = try (certificates ?? []).map { try Certificate(pemEncoded: $0) }
+        let chain: [Certificate]
+        do { chain = try (certificates ?? []).map { try Certificate(pemEncoded: $0) } } catch {
+            throw Failure.malformedEnvelope("a certificate in the signature cannot be read")
+        }
         if let revocations {
-            let revoked = try await revocations.verifiedContent(roots: roots, at: time).revoked
+            let content = try await revocations.verifiedContent(roots: roots, at: time)
             for certificate in chain {
-                let serial = RevocationList.serial(of: certificate)
-                if let entry = revoked.first(where: { $0.serial == serial }) {
-                    throw TrustRoot.Failure.revoked(serial: serial, reason: entry.reason)
+                if let entry = content.entry(for: certificate) {
+                    throw TrustRoot.Failure.revoked(serial: RevocationList.serial(of: certificate), reason: entry.reason)
                 }
             }
         }
@@ -151,6 +153,10 @@ public struct PackageSignature: Codable, Sendable, Equatable {
             throw Failure.malformedEnvelope("the statement is not a package signature")
         }
         let actual = try Self.statement(for: report)
+        // One digest per name: a statement naming a file twice is ambiguous, and refused.
+        guard Set(signed.subject.map(\.name)).count == signed.subject.count else {
+            throw Failure.malformedEnvelope("the statement names a file more than once")
+        }
         let expected = Dictionary(signed.subject.map { ($0.name, $0.digest["sha256"] ?? "") }, uniquingKeysWith: { first, _ in first })
         // Files first, so that a changed file is named; the archive itself last.
         for subject in actual.subject.dropFirst() + actual.subject.prefix(1) {

@@ -13,26 +13,45 @@ public struct RevocationList: Codable, Sendable, Equatable {
     public struct Entry: Codable, Sendable, Equatable {
         /// The certificate's serial number, in lower-case hex.
         public var serial: String
+        /// The id of the certificate's key (see ``SigningKeys/keyID(_:)``): every certificate
+        /// for that key is revoked with it.
+        public var key_id: String?
         public var revoked_at: Date
         public var reason: String?
 
-        public init(serial: String, revoked_at: Date, reason: String?) {
+        public init(serial: String, key_id: String? = nil, revoked_at: Date, reason: String?) {
             self.serial = serial
+            self.key_id = key_id
             self.revoked_at = revoked_at
             self.reason = reason
         }
     }
 
     public struct Content: Codable, Sendable, Equatable {
-        /// When the list was made: a newer list replaces an older one.
+        /// Counts up with each list the authority signs: a node keeps the highest it has seen.
+        public var sequence: Int
         public var updated: Date
+        /// After this the list is refused, so that an old one cannot be handed out for ever.
+        public var expires: Date
         public var revoked: [Entry]
 
-        public init(updated: Date, revoked: [Entry]) {
+        public init(sequence: Int, updated: Date, expires: Date, revoked: [Entry]) {
+            self.sequence = sequence
             self.updated = updated
+            self.expires = expires
             self.revoked = revoked
         }
+
+        /// The entry that revokes `certificate`: by its serial number, or by its key.
+        public func entry(for certificate: Certificate) -> Entry? {
+            let serial = RevocationList.serial(of: certificate)
+            let key = P256.Signing.PublicKey(certificate.publicKey).map(SigningKeys.keyID)
+            return revoked.first { $0.serial == serial || ($0.key_id != nil && $0.key_id == key) }
+        }
     }
+
+    /// Days a list is good for.
+    public static let lifetimeDays = 30
 
     public var payloadType: String
     public var payload: String
@@ -57,6 +76,20 @@ public struct RevocationList: Codable, Sendable, Equatable {
                               certificates: [try authority.certificate.serializeAsPEM().pemString])
     }
 
+    /// Signs `content` and writes the list to `file`.
+    public static func write(_ content: Content, by authority: TrustRoot.Authority, to file: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(try sign(content, by: authority)).write(to: file, options: .atomic)
+    }
+
+    /// When the list says it was made (unverified), to check an expired list one replaces.
+    public var signedTime: Date {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return Data(base64Encoded: payload).flatMap { try? decoder.decode(Content.self, from: $0).updated } ?? Date()
+    }
+
     /// The list's content once its signer is shown to be a certificate authority under one of
     /// `roots` and its signature verifies.
     public func verifiedContent(roots: [Certificate], at time: Date = Date()) async throws -> Content {
@@ -67,14 +100,19 @@ public struct RevocationList: Codable, Sendable, Equatable {
         var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: time) }
         guard case .validCertificate = await verifier.validate(leaf: signer, intermediates: CertificateStore([])),
               let constraints = try? signer.extensions.basicConstraints, case .isCertificateAuthority = constraints,
+              let usage = try? signer.extensions.keyUsage, usage.cRLSign,
               let key = P256.Signing.PublicKey(signer.publicKey) else {
             throw TrustRoot.Failure.untrusted("the revocation list is not signed by an authority of the trusted root")
         }
         guard PackageSignature.anyVerifies(signatures, type: payloadType, payload: Array(payload), key: key) else { throw TrustRoot.Failure.untrusted("the revocation list's signature does not verify") }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        do { return try decoder.decode(Content.self, from: payload) } catch {
+        let content: Content
+        do { content = try decoder.decode(Content.self, from: payload) } catch {
             throw TrustRoot.Failure.untrusted("the revocation list is malformed: \(error)")
         }
+        guard content.expires > time else { throw TrustRoot.Failure.untrusted("the revocation list expired on \(content.expires); get a current one") }
+        guard content.entry(for: signer) == nil else { throw TrustRoot.Failure.untrusted("the revocation list's own signer is revoked") }
+        return content
     }
 }

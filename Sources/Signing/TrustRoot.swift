@@ -120,7 +120,10 @@ public enum TrustRoot {
             throw Failure.untrusted(expired ? "the certificate is not valid at this time (valid \(leaf.notValidBefore) to \(leaf.notValidAfter))"
                                             : "it does not chain to the trusted root (\(failures.map { "\($0)" }.joined(separator: "; ")))")
         }
-        guard let usage = try? leaf.extensions.extendedKeyUsage, usage.contains(.codeSigning) else {
+        // The policy leaves key usages to the caller: a signer's certificate signs, and is no CA.
+        guard let usage = try? leaf.extensions.extendedKeyUsage, usage.contains(.codeSigning),
+              let keyUsage = try? leaf.extensions.keyUsage, keyUsage.digitalSignature,
+              let constraints = try? leaf.extensions.basicConstraints, case .notCertificateAuthority = constraints else {
             throw Failure.untrusted("it is not a code-signing certificate")
         }
         let (signer, packages) = grant(of: leaf)

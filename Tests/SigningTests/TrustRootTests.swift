@@ -61,15 +61,30 @@ import X509
 
         // Revoked: the authority's signed list names the certificate; a list signed by anyone
         // else counts for nothing.
-        let list = try RevocationList.sign(.init(updated: Date(), revoked: [.init(serial: RevocationList.serial(of: certificate), revoked_at: Date(),
-                                                                                  reason: "key lost")]), by: intermediate)
+        let month = Date().addingTimeInterval(30 * 86400)
+        let list = try RevocationList.sign(.init(sequence: 2, updated: Date(), expires: month,
+                                                 revoked: [.init(serial: RevocationList.serial(of: certificate), revoked_at: Date(), reason: "key lost")]),
+                                           by: intermediate)
         #expect(await Self.failure { _ = try await signature.verify(report, trustedRoots: [root.certificate], revocations: list) }
             == "the signing certificate \(RevocationList.serial(of: certificate)) is revoked: key lost")
-        let empty = try RevocationList.sign(.init(updated: Date(), revoked: []), by: intermediate)
+        // Revoking a key revokes every certificate for it.
+        let byKey = try RevocationList.sign(.init(sequence: 3, updated: Date(), expires: month,
+                                                  revoked: [.init(serial: "00", key_id: SigningKeys.keyID(key.publicKey), revoked_at: Date(), reason: "stolen")]),
+                                            by: intermediate)
+        #expect(await Self.failure { _ = try await signature.verify(report, trustedRoots: [root.certificate], revocations: byKey) }?.contains("is revoked: stolen") == true)
+        let empty = try RevocationList.sign(.init(sequence: 1, updated: Date(), expires: month, revoked: []), by: intermediate)
         #expect(try await signature.verify(report, trustedRoots: [root.certificate], revocations: empty).signer == "alice")
-        let bogus = try RevocationList.sign(.init(updated: Date(), revoked: []), by: stranger)
+        let bogus = try RevocationList.sign(.init(sequence: 9, updated: Date(), expires: month, revoked: []), by: stranger)
         #expect(await Self.failure { _ = try await signature.verify(report, trustedRoots: [root.certificate], revocations: bogus) }?
             .contains("not signed by an authority of the trusted root") == true)
+        let leafSigned = try RevocationList.sign(.init(sequence: 9, updated: Date(), expires: month, revoked: []),
+                                                 by: .init(certificate: certificate, key: key))
+        #expect(await Self.failure { _ = try await signature.verify(report, trustedRoots: [root.certificate], revocations: leafSigned) }?
+            .contains("not signed by an authority of the trusted root") == true, "a contributor cannot sign a list")
+        let expired = try RevocationList.sign(.init(sequence: 1, updated: Date().addingTimeInterval(-40 * 86400),
+                                                    expires: Date().addingTimeInterval(-86400), revoked: []), by: intermediate)
+        #expect(await Self.failure { _ = try await signature.verify(report, trustedRoots: [root.certificate], revocations: expired) }?
+            .contains("expired") == true, "an old list cannot be handed out for ever")
 
         // The package itself changed after signing.
         let otherReport = try Self.report("xdp-proto-counter", into: directory)
