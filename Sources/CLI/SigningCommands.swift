@@ -102,14 +102,20 @@ struct VerifyCommand: AsyncParsableCommand {
         do {
             let statement: PackageSignature.Statement, signer: String
             if let trustedRoot {
-                let roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8))
+                let roots: [Certificate]
+                do { roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8)) } catch {
+                    throw TrustRoot.Failure.invalid("\(trustedRoot): \(error)")
+                }
                 let list: RevocationList?
                 do { list = try revocations.map { try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } } catch {
                     throw TrustRoot.Failure.untrusted("the revocation list cannot be read: \(error)")
                 }
                 (statement, signer) = try await envelope.verify(report, trustedRoots: roots, revocations: list)
             } else {
-                let publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8))
+                let publicKey: P256.Signing.PublicKey
+                do { publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8)) } catch {
+                    throw TrustRoot.Failure.invalid("\(key ?? ""): \(error)")
+                }
                 statement = try envelope.verify(report, key: publicKey)
                 signer = "key \(SigningKeys.keyID(publicKey))"
             }

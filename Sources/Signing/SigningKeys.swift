@@ -31,7 +31,11 @@ public enum SigningKeys {
             guard let passphrase else { throw Failure.passphraseNeeded }
             let der = try EncryptedPrivateKey.open(pem: pem, passphrase: passphrase)
             do { return try P256.Signing.PrivateKey(derRepresentation: der) } catch {
-                // A wrong key can decrypt to well-padded garbage once in a while.
+                // Well-formed DER of another kind of key was decrypted rightly; anything else is
+                // what a wrong passphrase gives once in a while (garbage with valid padding).
+                if (try? DER.parse(der)) != nil, der.count > 32 {
+                    throw Failure.notAKey("the passphrase is right, but the key is not ECDSA P-256")
+                }
                 throw EncryptedPrivateKey.Failure.wrongPassphrase
             }
         }

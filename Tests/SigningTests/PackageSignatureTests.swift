@@ -111,3 +111,18 @@ import Testing
         #expect(try envelope.verify(report, key: key.publicKey).predicate.package == "tc-egress-marker")
     }
 }
+
+extension PackageSignatureTests {
+    @Test func aKeyOfAnotherKindIsNamedSo() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("ed25519.pem")
+        _ = try Self.openssl(["genpkey", "-algorithm", "ed25519", "-aes-256-cbc", "-pass", "pass:\(Self.passphrase)", "-out", file.path])
+        do {
+            _ = try SigningKeys.privateKey(pem: try String(contentsOf: file, encoding: .utf8), passphrase: Self.passphrase)
+            Issue.record("an Ed25519 key was taken for P-256")
+        } catch {
+            #expect("\(error)".contains("not ECDSA P-256"), "\(error)")
+        }
+    }
+}
