@@ -214,14 +214,14 @@ extension TrustCommand {
             key: try Passphrase.openKey(at: directory.appendingPathComponent("intermediate.key").path))
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a contributor's certificate: adds it to the signed revocation list DIR/revocations.json.")
         @Option(help: "The directory epr trust init wrote.") var trustDirectory: String
         @Option(help: "The certificate to revoke (PEM; the first of a chain).") var certificate: String
         @Option(help: "Why.") var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let directory = URL(fileURLWithPath: trustDirectory)
             let authority = try TrustCommand.authority(in: directory)
             guard let revoked = try TrustRoot.certificates(pem: String(contentsOfFile: certificate, encoding: .utf8)).first else {
@@ -234,7 +234,7 @@ extension TrustCommand {
             var content: RevocationList.Content
             do {
                 let current = try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: file))
-                content = try Self.awaiting { try await current.verifiedContent(roots: roots, at: current.signedTime) }
+                content = try await current.verifiedContent(roots: roots, at: current.signedTime)
             } catch {
                 throw ValidationError("\(file.path) is not a revocation list of this authority (\(error)); restore it before revoking")
             }
@@ -250,24 +250,7 @@ extension TrustCommand {
             Output.line("revoked \(serial) and its key; \(file.path) (number \(content.sequence), good for \(RevocationList.lifetimeDays) days) "
                         + "lists \(content.revoked.count) certificate(s): give it to nodes in trusted mode")
         }
-
-        /// Runs async work from this synchronous command.
-        static func awaiting<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-            let box = ResultBox<T>()
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-                done.signal()
-            }
-            done.wait()
-            return try box.result!.get()
-        }
     }
-}
-
-/// A result handed from a task to the thread waiting for it.
-final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
 }
 
 /// Passphrases of signing keys: EPR_KEY_PASSPHRASE, or the terminal.
