@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "Registry",
             dependencies: [
-                "BPFObject", "Checks", "PackageFormat", "RegistryAPI", "Storage",
+                "BPFObject", "Checks", "PackageFormat", "RegistryAPI", "Signing", "Storage",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -71,6 +71,16 @@ let package = Package(
             ]
         ),
         .target(name: "RegistryAPI"),
+        .target(
+            name: "Node",
+            dependencies: [
+                "Client", "PackageFormat", "RegistryAPI", "Signing",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
         .target(
             name: "Server",
             dependencies: [
@@ -99,7 +109,7 @@ let package = Package(
         .target(
             name: "CLI",
             dependencies: [
-                "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Registry", "RegistryAPI", "Signing",
+                "BPFObject", "Checks", "PackageFormat", "Server", "Client", "Node", "Registry", "RegistryAPI", "Signing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -114,7 +124,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "PackageFormat", "TestSupport", "Registry",
+                "PackageFormat", "TestSupport", "Registry", "Node", "Signing",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -129,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Registry", "Storage", "PackageFormat", "Checks", "TestSupport",
+                "Server", "Registry", "Storage", "PackageFormat", "Checks", "Signing", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

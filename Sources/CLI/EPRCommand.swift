@@ -11,7 +11,8 @@ public struct EPRCommand: AsyncParsableCommand {
                       LoginCommand.self, LogoutCommand.self, RegisterCommand.self, PasswordCommand.self, SecondFactorCommand.self,
                       WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,
                       CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self,
-                      KeyCommand.self, SignCommand.self, VerifyCommand.self, TrustCommand.self]
+                      KeyCommand.self, SignCommand.self, VerifyCommand.self, TrustCommand.self, SigningGrantCommand.self,
+                      AgentCommand.self, MirrorCommand.self, VerifyTreeCommand.self]
     )
 
     public init() {}

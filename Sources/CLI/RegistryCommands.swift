@@ -1,8 +1,12 @@
 import ArgumentParser
 import Client
 import Foundation
+import Logging
+import Node
 import PackageFormat
 import RegistryAPI
+import Signing
+import X509
 
 extension Data {
     func decoded<T: Decodable>(_ type: T.Type) throws -> T { try APICoding.decoder.decode(type, from: self) }
@@ -15,13 +19,18 @@ struct PublishCommand: AsyncParsableCommand {
         discussion: "The version is published once the automated checks pass and reviewers approve it (or at once after the checks, for publishers allowed to auto-publish).")
     @Argument(help: "The package archive (<artifact>.tar.gz), as written by epr package.") var file: String
     @Option(help: "Seconds to wait for the automated checks before answering (0: answer at once).") var wait = 300
+    @Option(help: "The signature to send along (default: FILE.sig when it exists).") var signature: String?
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let client = try options.client()
+        let signaturePath = signature ?? (FileManager.default.fileExists(atPath: file + ".sig") ? file + ".sig" : nil)
+        let envelope = try signaturePath.map { path in
+            do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw ValidationError("cannot read the signature \(path): \(error)") }
+        }
         let progress = ProgressLine(label: "uploading")
         let data = try await reportingProblems {
-            try await client.publish(file: file, wait: max(0, wait), progress: options.json ? nil : progress.update)
+            try await client.publish(file: file, signature: envelope, wait: max(0, wait), progress: options.json ? nil : progress.update)
         }
         progress.finish()
         if options.json { data.printJSON(); return }
@@ -35,11 +44,19 @@ struct PublishCommand: AsyncParsableCommand {
 }
 
 struct DownloadCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "download", abstract: "Download a package archive.")
+    static let configuration = CommandConfiguration(
+        commandName: "download", abstract: "Download a package archive.",
+        discussion: "With --verify, the archive is kept only if it verifies in trusted mode (signature, certificate, revocation, the repository's attestation, digests); its signature and attestation are written beside it.")
     @Argument(help: "NAME or NAME@VERSION (default: latest).") var package: PackageReference
     @Option(help: "Download the build for this platform (a codename such as jammy, or Windows), as L3AFD does.") var platform: String?
     @Option(name: .shortAndLong, help: "The directory to write <artifact> into (default: the current directory).") var output = "."
+    @Flag(help: "Verify in trusted mode against --trusted-root before keeping the archive.") var verify = false
+    @OptionGroup var trust: TrustOptions
     @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        if verify, try trust.roots() == nil { throw ValidationError("--verify needs --trusted-root (or EPR_TRUSTED_ROOT): the root to verify against") }
+    }
 
     func run() async throws {
         let client = try options.client()
@@ -63,11 +80,47 @@ struct DownloadCommand: AsyncParsableCommand {
                                       progress: options.json ? nil : progress.update)
         }
         progress.finish()
+        var signer: String?
+        if verify, let roots = try trust.roots() {
+            signer = try await verified(destination, info: info, roots: roots, client: client)
+        } else if !options.json {
+            Output.error("warning: \(info.name)@\(info.version) was not verified (normal mode); --verify --trusted-root ROOT checks it")
+        }
         if options.json {
-            try Output.json(["path": destination, "name": info.name, "version": info.version, "sha256": digest.description])
+            var result = ["path": destination, "name": info.name, "version": info.version, "sha256": digest.description,
+                          "verified": signer == nil ? "false" : "true"]
+            if let signer { result["signer"] = signer }
+            try Output.json(result)
         } else {
             if let deprecated = info.deprecated { Output.error("warning: \(info.name)@\(info.version) is deprecated: \(deprecated)") }
-            Output.line("downloaded \(info.name)@\(info.version) -> \(destination) (\(digest))")
+            Output.line("downloaded \(info.name)@\(info.version) -> \(destination) (\(digest))" + (signer.map { ", verified: signed by \($0), attested by the repository" } ?? ""))
+        }
+    }
+
+    /// Verifies the downloaded archive in trusted mode, keeping its signature and attestation
+    /// beside it; removes it and fails, naming the link, when it does not verify.
+    func verified(_ file: String, info: VersionSummary, roots: [Certificate], client: RegistryClient) async throws -> String {
+        let signatureData = try await reportingProblems { try await client.signature(info.name, info.version) }
+        let attestationData = try await reportingProblems { try await client.attestation(info.name, info.version) }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-revocations-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        var logger = Logger(label: "epr-download")
+        logger.logLevel = .warning
+        let trust = await NodeTrust(roots: roots, file: scratch, logger: logger)
+        if let list = try? await client.revocationList() { await trust.offer(list, from: client.baseURL) }
+        do {
+            let result = try await TrustedVerification.verify(
+                archive: URL(fileURLWithPath: file), expected: (info.name, info.version),
+                signature: signatureData.flatMap { try? JSONDecoder().decode(PackageSignature.self, from: $0) },
+                attestation: attestationData.flatMap { try? JSONDecoder().decode(RepositoryAttestation.self, from: $0) },
+                anchors: try await trust.anchors())
+            try signatureData?.write(to: URL(fileURLWithPath: file + PackageTree.signatureSuffix), options: .atomic)
+            try attestationData?.write(to: URL(fileURLWithPath: file + PackageTree.attestationSuffix), options: .atomic)
+            return result.signer
+        } catch let error as VerificationRefusal {
+            try? FileManager.default.removeItem(atPath: file)
+            Output.error("\(info.name)@\(info.version) refused in trusted mode: \(error.reason) [\(error.link.rawValue)]; the download was removed")
+            throw ReportedFailure()
         }
     }
 }

@@ -12,7 +12,7 @@ import X509
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key", abstract: "Make and show ECDSA P-256 signing keys (the private key never leaves this machine).",
-        subcommands: [Generate.self, Public.self])
+        subcommands: [Generate.self, Public.self, Certify.self, List.self, Revoke.self])
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -77,19 +77,28 @@ struct SignCommand: ParsableCommand {
 /// `epr verify FILE --key PUB`: is the package exactly what the key's holder signed?
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Check a package archive against its signature and a public key.",
-        discussion: "Exits with status 1, naming the link that failed, when the signature does not verify or the package differs from what was signed.")
+        commandName: "verify", abstract: "Check a package archive against its signature: with a public key, or in trusted mode against the repository's root.",
+        discussion: """
+            Trusted mode (--trusted-root) checks the whole chain a node checks: the signer's certificate chains to the root and \
+            allows the package, nothing of it is revoked (--revocations), the signature and every digest match, and the \
+            repository attested the version (FILE.attestation, or --attestation). --signature-only leaves the attestation out, \
+            to check a signature before publishing. Exits with status 1, naming the link that failed.
+            """)
     @Argument(help: "The package archive (.tar.gz).") var file: String
     @Option(help: "The signature (default: FILE.sig).") var signature: String?
     @Option(help: "The signer's PEM public key (to check a signature without certificates).") var key: String?
     @Option(help: "The repository's root certificate: the signer's certificate must chain to it and allow this package.")
     var trustedRoot: String?
     @Option(help: "The signing authority's revocation list (with --trusted-root).") var revocations: String?
+    @Option(help: "The repository's attestation (default: FILE.attestation; with --trusted-root).") var attestation: String?
+    @Flag(help: "With --trusted-root, check the signature alone, without the repository's attestation.") var signatureOnly = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
         guard (key == nil) != (trustedRoot == nil) else { throw ValidationError("give either --key or --trusted-root") }
-        if revocations != nil, trustedRoot == nil { throw ValidationError("--revocations goes with --trusted-root") }
+        if revocations != nil || attestation != nil || signatureOnly, trustedRoot == nil {
+            throw ValidationError("--revocations, --attestation and --signature-only go with --trusted-root")
+        }
     }
 
     func run() async throws {
@@ -102,15 +111,26 @@ struct VerifyCommand: AsyncParsableCommand {
         do {
             let statement: PackageSignature.Statement, signer: String
             if let trustedRoot {
-                let roots: [Certificate]
-                do { roots = try TrustRoot.certificates(pem: String(contentsOfFile: trustedRoot, encoding: .utf8)) } catch {
-                    throw TrustRoot.Failure.invalid("\(trustedRoot): \(error)")
+                let anchors = try await TrustAnchors.load(root: trustedRoot, revocations: revocations)
+                let attestationPath = attestation ?? file + ".attestation"
+                var attested: RepositoryAttestation?
+                if !signatureOnly, FileManager.default.fileExists(atPath: attestationPath) {
+                    do { attested = try JSONDecoder().decode(RepositoryAttestation.self, from: Data(contentsOf: URL(fileURLWithPath: attestationPath))) } catch {
+                        try refuse("the attestation \(attestationPath) cannot be read: \(error)")
+                    }
                 }
-                let list: RevocationList?
-                do { list = try revocations.map { try JSONDecoder().decode(RevocationList.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } } catch {
-                    throw TrustRoot.Failure.untrusted("the revocation list cannot be read: \(error)")
+                let result: VerifiedPackage
+                do {
+                    result = try await TrustedVerification.verify(archive: URL(fileURLWithPath: file), expected: nil, signature: envelope,
+                                                                  attestation: attested, anchors: anchors, requireAttestation: !signatureOnly)
+                } catch {
+                    try refuse(error.reason)
                 }
-                (statement, signer) = try await envelope.verify(report, trustedRoots: roots, revocations: list)
+                // The signature verified with the certified key: the statement is the signed one.
+                guard let signed = envelope.claimedStatement() else { try refuse("the statement cannot be read") }
+                statement = signed
+                signer = result.signer + (result.attestation.map { ", attested by the repository \($0.repository)" } ?? "")
+                    + (anchors.revocations == nil ? " (revocations not checked: give --revocations)" : "")
             } else {
                 let publicKey: P256.Signing.PublicKey
                 do { publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8)) } catch {
@@ -153,13 +173,13 @@ enum Inspection {
 struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust", abstract: "Make the repository's root and signing authority, and certify contributors' keys.",
-        subcommands: [Initialise.self, Certify.self, Revoke.self])
+        subcommands: [Initialise.self, Certify.self, Revoke.self, RotateIntermediate.self, RotateRoot.self])
 
     struct Initialise: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "init",
             abstract: "Make a root certificate and an intermediate signing authority: root.crt, root.key, intermediate.crt, intermediate.key.",
-            discussion: "Both keys are encrypted with the passphrase (EPR_KEY_PASSPHRASE, or asked for). Keep root.key offline: it is needed only to make a new intermediate.")
+            discussion: "The intermediate's key is encrypted with EPR_KEY_PASSPHRASE (or one asked for), the root's with EPR_ROOT_PASSPHRASE when set (else the same one). Keep root.key offline: it is needed only to make a new intermediate.")
         @Option(name: .shortAndLong, help: "The directory to write into (created; must not hold a root already).") var output: String
         @Option(help: "The repository's name, in the certificates.") var name = "epr"
 
@@ -170,10 +190,13 @@ struct TrustCommand: ParsableCommand {
             where FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
                 throw ValidationError("\(directory.appendingPathComponent(file).path) exists: \(output) holds a trust root already")
             }
-            let passphrase = try Passphrase.new()
+            let passphrase = try Passphrase.new(what: "the signing authority's key")
+            // The root's own passphrase when one is given (EPR_ROOT_PASSPHRASE), else the same.
+            let rootPassphrase = ProcessInfo.processInfo.environment[Passphrase.rootVariable].flatMap { $0.isEmpty ? nil : $0 } != nil
+                ? try Passphrase.new(variable: Passphrase.rootVariable, what: "the root key") : passphrase
             let (root, intermediate) = try TrustRoot.create(name: name)
-            for (file, authority) in [("root", root), ("intermediate", intermediate)] {
-                try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: passphrase),
+            for (file, authority, secret) in [("root", root, rootPassphrase), ("intermediate", intermediate, passphrase)] {
+                try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: secret),
                                      to: directory.appendingPathComponent("\(file).key").path)
                 try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(file).crt"), atomically: true, encoding: .utf8)
             }
@@ -253,14 +276,18 @@ extension TrustCommand {
     }
 }
 
-/// Passphrases of signing keys: EPR_KEY_PASSPHRASE, or the terminal.
+/// Passphrases of signing keys: EPR_KEY_PASSPHRASE, or the terminal. The root's key has its
+/// own: EPR_ROOT_PASSPHRASE (or the terminal), so that what unlocks the online intermediate
+/// does not unlock the offline root.
 enum Passphrase {
-    static func new() throws -> String {
-        if let given = ProcessInfo.processInfo.environment["EPR_KEY_PASSPHRASE"], !given.isEmpty {
+    static let keyVariable = "EPR_KEY_PASSPHRASE", rootVariable = "EPR_ROOT_PASSPHRASE"
+
+    static func new(variable: String = keyVariable, what: String = "the new key") throws -> String {
+        if let given = ProcessInfo.processInfo.environment[variable], !given.isEmpty {
             if let problem = check(given) { throw ValidationError(problem) }
             return given
         }
-        let first = try Prompt.secret("Passphrase for the new key: ")
+        let first = try Prompt.secret("Passphrase for \(what): ")
         if let problem = check(first) { throw ValidationError(problem) }
         if isatty(STDIN_FILENO) == 1, try Prompt.secret("Again: ") != first { throw ValidationError("the passphrases differ") }
         return first
@@ -271,10 +298,10 @@ enum Passphrase {
         passphrase.count < 10 ? "a passphrase needs at least 10 characters" : nil
     }
 
-    static func openKey(at path: String) throws -> P256.Signing.PrivateKey {
+    static func openKey(at path: String, variable: String = keyVariable) throws -> P256.Signing.PrivateKey {
         let pem = try String(contentsOfFile: path, encoding: .utf8)
         guard pem.contains("ENCRYPTED PRIVATE KEY") else { return try SigningKeys.privateKey(pem: pem, passphrase: nil) }
-        let given = ProcessInfo.processInfo.environment["EPR_KEY_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }
+        let given = ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
         let passphrase = try given ?? Prompt.secret("Passphrase for \(path): ")
         return try SigningKeys.privateKey(pem: pem, passphrase: passphrase)
     }

@@ -46,16 +46,18 @@ public struct RegistryClient: Sendable {
         return data
     }
 
-    public func get(_ path: String) async throws -> Data {
-        try await send(request(path))
+    public func get(_ path: String, timeout: TimeAmount = .seconds(120)) async throws -> Data {
+        try await send(request(path), timeout: timeout)
     }
 
     /// Submits a package archive; with `wait` seconds, the answer comes once its checks are
-    /// done (or the time is up).
-    public func publish(file: String, wait: Int = 0, progress: Progress? = nil) async throws -> Data {
+    /// done (or the time is up). A `signature` (the signature file's bytes) goes along in the
+    /// `Epr-Signature` header.
+    public func publish(file: String, signature: Data? = nil, wait: Int = 0, progress: Progress? = nil) async throws -> Data {
         let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64 ?? 0
         let body = HTTPClientRequest.Body.stream(FileChunks(path: file, progress: progress, total: size), length: .known(size))
         var headers = [("Content-Type", "application/gzip")]
+        if let signature { headers.append(("Epr-Signature", signature.base64EncodedString())) }
         if wait > 0 { headers.append(("Prefer", "wait=\(wait)")) }
         return try await send(request("/api/v1/packages", method: .POST, body: body, headers: headers), expecting: 201,
                               timeout: .seconds(3600 + Int64(wait)))
@@ -86,7 +88,7 @@ public struct RegistryClient: Sendable {
         let total = response.headers.first(name: "Content-Length").flatMap(Int64.init)
         let announced = response.headers.first(name: "ETag").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
         let partial = destination + ".partial"
-        FileManager.default.createFile(atPath: partial, contents: nil)
+        _ = FileManager.default.createFile(atPath: partial, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: partial))
         var hasher = StreamingSHA256()
         var received: Int64 = 0

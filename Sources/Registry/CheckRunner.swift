@@ -143,7 +143,7 @@ public final class CheckRunner: Sendable {
         registry.notices.wake()
         if let updated = try await registry.submissions.submission(id: submission.id), updated.state != submission.state,
            !updated.state.isOpen || updated.state == .awaitingReview {
-            if updated.state == .published { registry.published(updated, by: "epr") }
+            if updated.state == .published { await registry.published(updated, by: "epr") }
             await registry.audit(AuditRecord(at: Date(), actor: nil, tokenID: nil, address: nil, action: "submission.checked",
                                              target: "\(updated.version.package)@\(updated.version.version)", outcome: "success",
                                              detail: "\(updated.id): \(updated.state.rawValue)"))

@@ -107,6 +107,13 @@ public enum Action: Sendable, Equatable {
     case readSubmission(package: String, publisher: String)
     /// Withdrawing a submission: its publisher, an owner of the package, or an admin.
     case withdraw(package: String, publisher: String)
+    /// Having one's own signing key certified.
+    case certifyKey
+    /// Revoking the certificates of a key of `user`'s.
+    case revokeKey(user: String)
+    /// Granting or taking back signing rights; `orgAdmins` when the patterns lie in an
+    /// organisation's namespace (its admins may), nil for others (admins only).
+    case grantSigning(org: String?)
 }
 
 /// The one authorisation policy every endpoint goes through.
@@ -186,6 +193,18 @@ public struct AuthorizationPolicy: Sendable {
             let reviewer = principal.scopes.contains(.review) && principal.mayTouch(name)
             guard principal.name == publisher || principal.actsAsAdmin || reviewer || (owners ?? []).contains(principal.name) else {
                 throw .forbidden("only the publisher, the owners of \(name) and reviewers see its submissions")
+            }
+        case .certifyKey:
+            try need(.sign)
+        case let .revokeKey(user):
+            if user != principal.name { try need(.admin) } else if !principal.actsAsAdmin { try need(.sign) }
+        case let .grantSigning(org):
+            guard principal.packages.isEmpty else { throw .forbidden("a token limited to packages cannot grant signing") }
+            if principal.actsAsAdmin { return }
+            guard let org else { throw .forbidden("only admins grant signing outside an organisation's namespace") }
+            try need(.owners)
+            guard (owners ?? []).contains(principal.name) else {
+                throw .forbidden("\(principal.name) is not an admin of the organisation \(org)")
             }
         case let .withdraw(name, publisher):
             guard principal.name == publisher || principal.actsAsAdmin || (owners ?? []).contains(principal.name) else {

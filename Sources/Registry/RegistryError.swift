@@ -45,6 +45,19 @@ public enum RegistryError: Error, Sendable, Equatable {
     case submissionState(id: String, state: String, wanted: String)
     /// Approving needs these warnings acknowledged by check id.
     case acknowledgementRequired([String])
+    /// This registry has no signing authority configured.
+    case signingNotConfigured
+    /// An upload's signature failed a link of the chain of trust (`link` is its code).
+    case signatureRefused(link: String, reason: String)
+    case signatureRequired
+    case signingKeyNotFound(String)
+    case signingKeyRevoked(String)
+    /// The user has no grant covering these packages.
+    case signingNotGranted([String])
+    case signingGrantNotFound(Int)
+    /// The version has no signature, or no attestation.
+    case signatureNotFound(package: String, version: String)
+    case attestationNotFound(package: String, version: String)
 
     public var code: String {
         switch self {
@@ -84,6 +97,15 @@ public enum RegistryError: Error, Sendable, Equatable {
         case .submissionNotFound: "submission-not-found"
         case .submissionState: "submission-state"
         case .acknowledgementRequired: "acknowledgement-required"
+        case .signingNotConfigured: "signing-not-configured"
+        case let .signatureRefused(link, _): "signature-\(link)"
+        case .signatureRequired: "signature-required"
+        case .signingKeyNotFound: "signing-key-not-found"
+        case .signingKeyRevoked: "signing-key-revoked"
+        case .signingNotGranted: "signing-not-granted"
+        case .signingGrantNotFound: "signing-grant-not-found"
+        case .signatureNotFound: "signature-not-found"
+        case .attestationNotFound: "attestation-not-found"
         }
     }
 
@@ -128,6 +150,15 @@ public enum RegistryError: Error, Sendable, Equatable {
         case let .submissionState(id, state, wanted): "submission \(id) is \(state): it cannot be \(wanted)"
         case let .acknowledgementRequired(checks):
             "approving needs these warnings acknowledged (acknowledge: [...]): " + checks.joined(separator: ", ")
+        case .signingNotConfigured: "this registry has no signing authority configured ([trust] directory)"
+        case let .signatureRefused(_, reason): "the signature was refused: \(reason)"
+        case .signatureRequired: "this registry takes signed packages only: sign it (epr sign) and send the signature along"
+        case let .signingKeyNotFound(id): "there is no signing key \(id)"
+        case let .signingKeyRevoked(id): "the signing key \(id) is revoked; generate a new key"
+        case let .signingNotGranted(packages): "no signing grant covers \(packages.joined(separator: ", ")): ask an admin (or your organisation's admin) for one"
+        case let .signingGrantNotFound(id): "there is no signing grant \(id)"
+        case let .signatureNotFound(name, version): "\(name) \(version) was published without a signature"
+        case let .attestationNotFound(name, version): "\(name) \(version) has no attestation by this repository (it was not published through review)"
         }
     }
 }

@@ -15,6 +15,7 @@ public struct RegistryService: Sendable {
     public let credentials: any CredentialStore
     public let organisations: any OrganisationStore
     public let submissions: any SubmissionStore
+    public let trust: any TrustStore
     public var inspector: PackageInspector
     /// The automated checks every submission goes through after its inspection.
     public var checks = CheckSuite()
@@ -24,6 +25,11 @@ public struct RegistryService: Sendable {
     public var policy = AuthorizationPolicy()
     public var limits = RateLimits()
     public var signIn = SignInSettings()
+    /// The signing authority the repository certifies keys and attests publications with, when
+    /// configured.
+    public var signing: SigningAuthority?
+    /// Whether an upload must carry a contributor's signature.
+    public var requireSignatures = false
     let logger: Logger
     let cache = VersionCache()
 
@@ -38,13 +44,14 @@ public struct RegistryService: Sendable {
     /// Wakes those who follow submissions' events (webhooks) when one is recorded.
     public let notices = JobSignal()
 
-    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore,
+    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore & TrustStore,
                 blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.accounts = accounts
         self.credentials = accounts
         self.organisations = accounts
         self.submissions = accounts
+        self.trust = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger
@@ -56,8 +63,9 @@ public struct RegistryService: Sendable {
     /// consumed whatever happens): it is inspected at once (an invalid package is refused), then
     /// recorded as a submission with its background checks queued. The submission, its blob and
     /// its jobs become visible atomically; its version is published only once checks and review
-    /// let it through.
-    public func publish(upload: URL, by principal: Principal?) async throws -> SubmissionRecord {
+    /// let it through. A contributor's `signature` (a DSSE envelope) is checked against the
+    /// repository's root before anything is stored.
+    public func publish(upload: URL, signature: Data? = nil, by principal: Principal?) async throws -> SubmissionRecord {
         defer { try? FileManager.default.removeItem(at: upload) }
         let inspector = self.inspector
         let report = try await NIOThreadPool.singleton.runIfActive { () throws -> PackageReport in
@@ -73,6 +81,11 @@ public struct RegistryService: Sendable {
         if Self.reservedNames.contains(manifest.name.canonical) {
             throw RegistryError.invalidName(manifest.name.value, reason: "the name is reserved for the registry's own paths")
         }
+        let signed: SignatureRecord?
+        do { signed = try await checkSignature(signature, report: report) } catch let error as RegistryError {
+            await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: error.detail)
+            throw error
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let now = Date()
@@ -80,7 +93,7 @@ public struct RegistryService: Sendable {
             package: manifest.name.value, version: manifest.version.description, artifact: manifest.artifact,
             platforms: manifest.platforms, digest: report.sha256, size: Int64(report.size),
             manifest: try encoder.encode(manifest), report: try encoder.encode(report),
-            publisher: principal?.name ?? "", publishedAt: now)
+            publisher: principal?.name ?? "", publishedAt: now, signature: signed)
         let inspection = CheckSuite.inspectionResult(report)
         let queued = checks.jobs
         var submission = SubmissionRecord(id: SubmissionRecord.newID(), canonical: manifest.name.canonical, version: record, state: .submitted,
@@ -110,7 +123,10 @@ public struct RegistryService: Sendable {
             await audit("publish", principal, target: "\(manifest.name)@\(manifest.version)", denied: "\(user) is not an owner of \(package)")
             throw RegistryError.forbidden("\(user) is not an owner of \(package)")
         }
-        if submission.state == .published { cache.invalidate(manifest.name.canonical) }
+        if submission.state == .published {
+            cache.invalidate(manifest.name.canonical)
+            _ = try? await attestPending()
+        }
         await audit("submit", principal, target: "\(manifest.name)@\(manifest.version)", detail: "\(submission.id) sha256:\(digest.hex)")
         logger.info("submitted", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)", "submission": "\(submission.id)",
                                             "digest": "\(digest)", "publisher": "\(record.publisher)"])

@@ -178,7 +178,7 @@ extension RegistryService {
                                 acknowledged: needed)
         let updated = try await storeDecision(id, wanted: "approved") { try await submissions.approve(id: id, event: event) }
         await audit("submission.approve", principal, target: "\(submission.version.package)@\(submission.version.version)", detail: id)
-        if updated.state == .published { published(updated, by: principal?.name ?? "") }
+        if updated.state == .published { await published(updated, by: principal?.name ?? "") }
         notices.wake()
         return try await view(updated)
     }
@@ -262,9 +262,13 @@ extension RegistryService {
         return Array(Set(try await submissions.autoPublishers()).union(review.autoPublish)).sorted()
     }
 
-    /// After a submission's version became visible.
-    func published(_ submission: SubmissionRecord, by actor: String) {
+    /// After a submission's version became visible: the repository attests it (a failure
+    /// leaves it pending, attested by the background sweep).
+    func published(_ submission: SubmissionRecord, by actor: String) async {
         cache.invalidate(submission.canonical)
+        do { try await attestPending() } catch {
+            logger.error("could not attest", metadata: ["submission": "\(submission.id)", "error": "\(error)"])
+        }
         logger.info("published", metadata: ["package": "\(submission.version.package)", "version": "\(submission.version.version)",
                                             "submission": "\(submission.id)", "digest": "\(submission.version.digest)", "by": "\(actor)"])
     }

@@ -15,9 +15,18 @@ public struct VersionSummary: Codable, Sendable, Equatable {
     public var yank_reason: String?
     public var deprecated: String?
     public var download_url: String
+    /// Who signed the package (the name their certificate gives), when it was signed.
+    public var signer: String?
+    public var signature_key_id: String?
+    /// Whether the repository attested the version (published through its checks and review).
+    public var attested: Bool?
 
     public init(name: String, version: String, artifact: String, platforms: [String], sha256: String, size: Int64,
-                publisher: String, published_at: Date, yanked: Bool, yank_reason: String?, deprecated: String?, download_url: String) {
+                publisher: String, published_at: Date, yanked: Bool, yank_reason: String?, deprecated: String?, download_url: String,
+                signer: String? = nil, signature_key_id: String? = nil, attested: Bool? = nil) {
+        self.signer = signer
+        self.signature_key_id = signature_key_id
+        self.attested = attested
         self.name = name
         self.version = version
         self.artifact = artifact

@@ -56,7 +56,18 @@ extension RegistryServer {
         registry.checks = configuration.checkSuite
         registry.review = configuration.reviewSettings
         registry.scratch = data.appendingPathComponent("checks")
+        registry.requireSignatures = configuration.requireSignatures
         _ = try await registry.sweep()
+        if let directory = configuration.trustDirectory {
+            do {
+                registry.signing = try await Self.signingAuthority(directory: URL(fileURLWithPath: directory), configuration: configuration,
+                                                                   environment: environment, data: data, registry: registry, logger: logger)
+            } catch {
+                try? await metadata.close()
+                close(lock)
+                throw error
+            }
+        }
 
         var generated: String?
         let file = data.appendingPathComponent("admin-token")
@@ -103,6 +114,7 @@ extension RegistryServer {
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        TrustRoutes(registry: registry, authenticator: authenticator).add(to: router)
         let webhooks = WebhookDispatcher(
             webhooks: configuration.webhooks.map { .init(name: $0.name, url: $0.url, secret: $0.secret, events: $0.events.map(Set.init)) },
             registry: registry, store: metadata, http: .shared, logger: logger)
@@ -123,22 +135,28 @@ extension RegistryServer {
             eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)
         // The data directory's lock makes this process the only worker of its store.
-        let runner = CheckRunner(registry: registry)
-        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }]
+        let runner = CheckRunner(registry: registry), attesting = registry
+        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }, Task { await attesting.runAttestations() }]
         return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
                               group: group, background: background)
     }
 
     static let serverName = "epr"
 
-    /// Writes a file readable by its owner only from the first byte, and syncs it.
-    static func writeSecret(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+    /// Loads the signing authority and brings in the revocations its directory lists.
+    static func signingAuthority(directory: URL, configuration: ServerConfiguration, environment: [String: String], data: URL,
+                                 registry: RegistryService, logger: Logger) async throws -> SigningAuthority {
+        let authority = try SigningAuthority.load(
+            directory: directory, passphrase: environment["EPR_TRUST_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }, state: data,
+            repository: configuration.repositoryName, certificateDays: configuration.certificateDays, logger: logger)
+        if let (list, content) = try await SigningAuthority.offlineRevocations(directory: directory, roots: authority.roots) {
+            try await registry.importRevocations(list, content: content)
         }
+        logger.notice("signing authority loaded", metadata: [
+            "intermediate": "\(authority.intermediate.certificate.subject)", "until": "\(authority.intermediate.certificate.notValidAfter)",
+            "require_signatures": "\(configuration.requireSignatures)"])
+        return authority
     }
+
+    static func writeSecret(_ text: String, to path: String) throws { try SecretFiles.save(text, to: path) }
 }

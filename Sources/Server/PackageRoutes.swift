@@ -35,6 +35,12 @@ struct PackageRoutes: Sendable {
         api.put("packages/:name/versions/:version/deprecation") { request, context in try await deprecate(request, context, remove: false) }
         api.delete("packages/:name/versions/:version/deprecation") { request, context in try await deprecate(request, context, remove: true) }
         api.get("packages/:name/versions/:version/l3afd-config", use: l3afdConfig)
+        api.get("packages/:name/versions/:version/signature") { _, context in
+            JSON.raw(try await registry.signature(try context.parameters.require("name"), try context.parameters.require("version")))
+        }
+        api.get("packages/:name/versions/:version/attestation") { _, context in
+            JSON.raw(try await registry.attestation(try context.parameters.require("name"), try context.parameters.require("version")))
+        }
     }
 
     func baseURL(_ request: Request) -> String {
@@ -46,6 +52,17 @@ struct PackageRoutes: Sendable {
     }
 
     // MARK: Publish
+
+    /// Carries the contributor's signature of an upload: the base64 of its DSSE envelope.
+    static let signatureHeader = HTTPField.Name("Epr-Signature")!
+
+    static func signature(_ header: String?) throws -> Data? {
+        guard let header else { return nil }
+        guard header.utf8.count <= 96 * 1024, let data = Data(base64Encoded: header.trimmingCharacters(in: .whitespaces)), !data.isEmpty else {
+            throw Problem(.badRequest, "invalid-signature-header", "Epr-Signature must be the base64 of the signature file (at most 72 KiB)")
+        }
+        return data
+    }
 
     @Sendable func publish(_ request: Request, context: RegistryRequestContext) async throws -> Response {
         // Refuse before reading a byte of the body: who, what type, how large.
@@ -62,6 +79,7 @@ struct PackageRoutes: Sendable {
             throw Problem(.contentTooLarge, "body-too-large", "the upload is \(length) bytes; the limit is \(limit)")
         }
         let wait = try Self.wait(request.headers[HTTPField.Name("Prefer")!])
+        let signature = try Self.signature(request.headers[Self.signatureHeader])
         let upload = try registry.blobs.temporaryFile()
         do {
             try await Spool.write(request.body, to: upload.path, limit: limit)
@@ -69,7 +87,7 @@ struct PackageRoutes: Sendable {
             try? FileManager.default.removeItem(at: upload)
             throw error
         }
-        let submission = try await registry.publish(upload: upload, by: principal)
+        let submission = try await registry.publish(upload: upload, signature: signature, by: principal)
         metrics.published()
         // With `Prefer: wait=N`, answer once the checks are done (or after N seconds), looking
         // at the submission's state only, and less often as time goes by.
@@ -142,7 +160,7 @@ struct PackageRoutes: Sendable {
         }
         let base = baseURL(request)
         let key = [base, record.package, record.version, record.digest.hex, "\(record.yanked)", record.yankReason ?? "",
-                   record.deprecation ?? ""].joined(separator: "\u{0}")
+                   record.deprecation ?? "", "\(record.attestation != nil)"].joined(separator: "\u{0}")
         if let cached = answers.get(key) { return answer(cached, ticket: ticket) }
         let decoder = JSONDecoder()
         let body = ByteBuffer(bytes: try JSON.encoder.encode(VersionDetail(

@@ -40,11 +40,12 @@ struct Problem: Error, Encodable, Sendable {
         let status: HTTPResponse.Status = switch error {
         case .invalidName, .invalidVersion, .invalidPlatform, .invalidDigest, .invalidUserName, .invalidToken, .invalidRequest: .badRequest
         case .packageNotFound, .versionNotFound, .noPublishedVersion, .noBuildForPlatform, .artifactMismatch, .blobNotFound,
-             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound, .organisationNotFound, .submissionNotFound: .notFound
-        case .versionExists, .userExists, .ownerConflict, .organisationConflict, .submissionState: .conflict
-        case .invalidPackage, .archiveRefused, .invalidPassword, .acknowledgementRequired: .unprocessableContent
+             .userNotFound, .tokenNotFound, .invitationNotFound, .sessionNotFound, .organisationNotFound, .submissionNotFound,
+             .signingKeyNotFound, .signingGrantNotFound, .signatureNotFound, .attestationNotFound: .notFound
+        case .versionExists, .userExists, .ownerConflict, .organisationConflict, .submissionState, .signingNotConfigured, .signingKeyRevoked: .conflict
+        case .invalidPackage, .archiveRefused, .invalidPassword, .acknowledgementRequired, .signatureRefused, .signatureRequired: .unprocessableContent
         case .unauthenticated, .signInFailed, .secondFactorRequired, .externalSignInFailed: .unauthorized
-        case .forbidden, .registrationClosed, .signupInvitationInvalid: .forbidden
+        case .forbidden, .registrationClosed, .signupInvitationInvalid, .signingNotGranted: .forbidden
         case .rateLimited: .tooManyRequests
         }
         var findings: [Finding]?

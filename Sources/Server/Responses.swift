@@ -11,7 +11,8 @@ extension VersionSummary {
         self.init(name: record.package, version: record.version, artifact: record.artifact, platforms: record.platforms,
                   sha256: record.digest.description, size: record.size, publisher: record.publisher, published_at: record.publishedAt,
                   yanked: record.yanked, yank_reason: record.yankReason, deprecated: record.deprecation,
-                  download_url: "\(baseURL)/api/v1/packages/\(record.package)/versions/\(record.version)/download")
+                  download_url: "\(baseURL)/api/v1/packages/\(record.package)/versions/\(record.version)/download",
+                  signer: record.signature?.signer, signature_key_id: record.signature?.keyID, attested: record.attestation != nil)
     }
 }
 
@@ -55,5 +56,12 @@ enum JSON {
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    /// A JSON document stored as it is (a signed envelope: re-encoding would change nothing it
+    /// signs, but it is served byte for byte all the same).
+    static func raw(_ document: Data, cacheControl: String = "public, max-age=60") -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cacheControl],
+                 body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
 }

@@ -71,6 +71,15 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var scanners: [Scanner] = []
     /// Webhooks told of submissions' events (`[webhook.NAME]` tables of the config file).
     public var webhooks: [Webhook] = []
+    /// The directory `epr trust init` wrote (root.crt, intermediate.crt, intermediate.key):
+    /// with it the repository certifies keys, checks signatures and attests what it publishes.
+    public var trustDirectory: String?
+    /// Whether uploads must carry a contributor's signature.
+    public var requireSignatures = false
+    /// Days a contributor's certificate is valid.
+    public var certificateDays = 365
+    /// The repository's name in its attestations.
+    public var repositoryName = "epr"
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -111,7 +120,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("two_factor_roles", "EPR_TWO_FACTOR_ROLES"), ("session_hours", "EPR_SESSION_HOURS"),
         ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
         ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
-    ] + reviewKeys
+    ] + reviewKeys + trustKeys
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
     public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
@@ -195,6 +204,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         }
         try applySignIn(values, to: &configuration)
         try applyReview(values, to: &configuration)
+        try applyTrust(values, to: &configuration)
         configuration.oidcProviders = providers
         configuration.scanners = scanners
         configuration.webhooks = webhooks

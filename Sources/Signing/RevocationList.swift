@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import PackageFormat
-import X509
+@_spi(FixedExpiryValidationTime) import X509
 
 /// The certificates the signing authority has revoked, as a signed document: a DSSE envelope
 /// (signed by the authority's key, carrying its certificate) whose payload lists revoked
@@ -97,7 +97,7 @@ public struct RevocationList: Codable, Sendable, Equatable {
               let pem = certificates.first, let signer = try? Certificate(pemEncoded: pem) else {
             throw TrustRoot.Failure.untrusted("the revocation list is malformed")
         }
-        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(validationTime: time) }
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(fixedExpiryValidationTime: time) }
         guard case .validCertificate = await verifier.validate(leaf: signer, intermediates: CertificateStore([])),
               let constraints = try? signer.extensions.basicConstraints, case .isCertificateAuthority = constraints,
               let usage = try? signer.extensions.keyUsage, usage.cRLSign,

@@ -36,10 +36,17 @@ public struct VersionRecord: Sendable, Equatable, Codable {
     public var yanked: Bool
     public var yankReason: String?
     public var deprecation: String?
+    /// The contributor's signature, as checked when it was uploaded.
+    public var signature: SignatureRecord?
+    /// The repository's attestation (a DSSE envelope), once it published the version after
+    /// checks and review.
+    public var attestation: Data?
 
     public init(package: String, version: String, artifact: String, platforms: [String], digest: SHA256Digest, size: Int64,
                 manifest: Data, report: Data, publisher: String, publishedAt: Date, yanked: Bool = false,
-                yankReason: String? = nil, deprecation: String? = nil) {
+                yankReason: String? = nil, deprecation: String? = nil, signature: SignatureRecord? = nil, attestation: Data? = nil) {
+        self.signature = signature
+        self.attestation = attestation
         self.package = package
         self.version = version
         self.artifact = artifact
@@ -56,6 +63,22 @@ public struct VersionRecord: Sendable, Equatable, Codable {
     }
 
     public var semanticVersion: SemanticVersion? { try? SemanticVersion(version) }
+}
+
+/// A package signature the registry checked on upload: the envelope as sent, who signed it
+/// (the name in their certificate) with which key, and when it was checked.
+public struct SignatureRecord: Sendable, Equatable, Codable {
+    public var envelope: Data
+    public var signer: String
+    public var keyID: String
+    public var checkedAt: Date
+
+    public init(envelope: Data, signer: String, keyID: String, checkedAt: Date) {
+        self.envelope = envelope
+        self.signer = signer
+        self.keyID = keyID
+        self.checkedAt = checkedAt
+    }
 }
 
 /// A page of results and the total they come from.

@@ -82,14 +82,17 @@ extension SQLiteMetadataStore: SubmissionStore {
             }
             _ = try await writer.query("""
                 INSERT INTO submissions (id, canonical, version, version_key, artifact, platforms, digest, size, manifest, report,
-                description, keywords, publisher, state, reason, approvals_required, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                description, keywords, publisher, state, reason, approvals_required, created_at, updated_at,
+                signature, signer, signer_key_id, signature_checked_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(submission.id), .text(canonical), .text(version.version), .text(key), .text(version.artifact),
                       .text(version.platforms.joined(separator: ",")), .text(version.digest.hex), .integer(Int(version.size)),
                       .blob(ByteBuffer(bytes: version.manifest)), .blob(ByteBuffer(bytes: version.report)), .text(description),
                       .text(keywords), .text(version.publisher),
                       .text(submission.state.rawValue), Self.optional(submission.reason), .integer(submission.approvalsRequired),
-                      .float(now), .float(submission.updatedAt.timeIntervalSince1970)])
+                      .float(now), .float(submission.updatedAt.timeIntervalSince1970),
+                      version.signature.map { .blob(ByteBuffer(bytes: $0.envelope)) } ?? .null, Self.optional(version.signature?.signer),
+                      Self.optional(version.signature?.keyID), version.signature.map { .float($0.checkedAt.timeIntervalSince1970) } ?? .null])
             for (check, result) in done.sorted(by: { $0.key < $1.key }) {
                 _ = try await writer.query("""
                     INSERT INTO check_jobs (submission, check_id, state, attempts, result, created_at, finished_at)
@@ -107,8 +110,11 @@ extension SQLiteMetadataStore: SubmissionStore {
                 _ = try await Self.insertEvent(ReviewEvent(submission: submission.id, at: submission.createdAt, actor: "epr", kind: .state,
                                                            message: submission.reason), state: submission.state, writer)
             }
-            // Born published: ownership was checked just above.
-            if submission.state == .published { try await Self.publish(submission.id, at: now, recheckOwnership: false, writer) }
+            // Born published: ownership was checked just above. A version that went through
+            // checks (an upload, decided at once) is attested; one inserted directly is not.
+            if submission.state == .published {
+                try await Self.publish(submission.id, at: now, recheckOwnership: false, attest: !done.isEmpty || !queued.isEmpty, writer)
+            }
             // Last before COMMIT: a failed insert never leaves a blob behind.
             try await commitBlob()
         }
@@ -125,7 +131,8 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     /// Publishes a submission's version and brings its package's description and keywords up to
     /// date (binds: the submission id).
-    static func publish(_ id: String, at now: Double, recheckOwnership: Bool = true, _ writer: SQLiteConnection) async throws {
+    /// `attest`: the repository is to attest the version (it went through checks and review).
+    static func publish(_ id: String, at now: Double, recheckOwnership: Bool = true, attest: Bool = true, _ writer: SQLiteConnection) async throws {
         // Whoever submitted it must still own the package (or be an admin): ownership may have
         // moved on while it was in review.
         guard let row = try await writer.query("SELECT canonical, publisher FROM submissions WHERE id = ?", [.text(id)]).first,
@@ -139,9 +146,10 @@ extension SQLiteMetadataStore: SubmissionStore {
         }
         _ = try await writer.query("""
             INSERT INTO versions (canonical, version, version_key, artifact, platforms, digest, size, manifest, report, publisher,
-            published_at, submission) SELECT canonical, version, version_key, artifact, platforms, digest, size, manifest, report,
-            publisher, ?, id FROM submissions WHERE id = ?
-            """, [.float(now), .text(id)])
+            published_at, submission, signature, signer, signer_key_id, signature_checked_at, attestation_pending)
+            SELECT canonical, version, version_key, artifact, platforms, digest, size, manifest, report,
+            publisher, ?, id, signature, signer, signer_key_id, signature_checked_at, ? FROM submissions WHERE id = ?
+            """, [.float(now), .integer(attest ? 1 : 0), .text(id)])
         _ = try await writer.query("UPDATE submissions SET state = 'published', updated_at = ? WHERE id = ?", [.float(now), .text(id)])
         _ = try await writer.query("""
             UPDATE packages SET description = s.description, keywords = s.keywords, updated_at = ?
@@ -353,7 +361,7 @@ extension SQLiteMetadataStore: SubmissionStore {
             platforms: (row.column("platforms")?.string ?? "").split(separator: ",").map(String.init),
             digest: SHA256Digest(hex: row.column("digest")?.string ?? ""), size: Int64(row.column("size")?.integer ?? 0),
             manifest: data("manifest"), report: data("report"), publisher: row.column("publisher")?.string ?? "",
-            publishedAt: date("updated_at"))
+            publishedAt: date("updated_at"), signature: signature(row))
         return SubmissionRecord(id: row.column("id")?.string ?? "", canonical: row.column("canonical")?.string ?? "", version: version,
                                 state: SubmissionState(rawValue: row.column("state")?.string ?? "") ?? .submitted,
                                 reason: row.column("reason")?.string, approvalsRequired: row.column("approvals_required")?.integer ?? 1,

@@ -141,6 +141,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         // Submissions: uploads on their way through background checks and review.
         submissionsMigration,
         eventsMigration,
+        trustMigration,
     ]
 
     public func migrate() async throws {
@@ -268,6 +269,14 @@ public final class SQLiteMetadataStore: MetadataStore {
             manifest: data("manifest"), report: data("report"), publisher: row.column("publisher")?.string ?? "",
             publishedAt: Date(timeIntervalSince1970: row.column("published_at")?.double ?? 0),
             yanked: row.column("yanked")?.integer == 1, yankReason: row.column("yank_reason")?.string,
-            deprecation: row.column("deprecation")?.string)
+            deprecation: row.column("deprecation")?.string, signature: signature(row),
+            attestation: row.column("attestation")?.blob.map { Data($0.readableBytesView) })
+    }
+
+    /// The signature columns of a version's or submission's row.
+    static func signature(_ row: SQLiteRow) -> SignatureRecord? {
+        guard let envelope = row.column("signature")?.blob, let signer = row.column("signer")?.string,
+              let key = row.column("signer_key_id")?.string, let checked = row.column("signature_checked_at")?.double else { return nil }
+        return SignatureRecord(envelope: Data(envelope.readableBytesView), signer: signer, keyID: key, checkedAt: Date(timeIntervalSince1970: checked))
     }
 }

@@ -155,15 +155,47 @@ import Testing
         "POST /api/v1/submissions/{id}/withdraw": withdrawers,
         "GET /api/v1/auto-publishers": admins, "PUT /api/v1/auto-publishers/{user}": admins, "DELETE /api/v1/auto-publishers/{user}": admins,
         "GET /api/v1/webhooks": admins,
+        // Signing: the authority is public; grants in `xdp-*` are the organisation's admins' to
+        // give; keys are certified for holders of the sign right; others' keys revoked by admins.
+        "GET /api/v1/trust": everyone, "GET /api/v1/trust/revocations": everyone,
+        "GET /api/v1/packages/{name}/versions/{version}/signature": everyone,
+        "GET /api/v1/packages/{name}/versions/{version}/attestation": everyone,
+        "GET /api/v1/signing-grants": signedIn, "POST /api/v1/signing-grants": grantors,
+        "DELETE /api/v1/signing-grants/{id}": grantors,
+        "GET /api/v1/signing-keys": signedIn, "POST /api/v1/signing-keys": signers,
+        "POST /api/v1/signing-keys/{key}/revoke": admins,
     ]
+
+    /// Granting signing in `xdp-*`: the organisation's admin with the owners scope, and admins
+    /// (the admin scope is enough: grants are users' rights).
+    static func grantors(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .owner, .owners, .admin, .adminScope: .allowed
+        default: .forbidden
+        }
+    }
+
+    /// Having one's key certified: users whose role and token carry the sign right.
+    static func signers(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .owner, .nonOwner, .reviewer, .admin, .sign: .allowed
+        default: .forbidden
+        }
+    }
 
     @Test func everyRouteHasAPolicyAndKeepsIt() async throws {
         // Limits off: the expired and revoked callers fail many times over (the lockout and the
         // limits have their own tests).
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let trust = try SigningAPITests.trustDirectory(in: scratch).url
         let registry = try await TestRegistry.make {
             $0.authFailuresBeforeLockout = 0
             $0.publishesPerHour = 0
             $0.autoPublish = ["owner"]
+            $0.trustDirectory = trust.path
         }
         let archive = try registry.archive("xdp-port-filter")
         let routes = registry.server.routes
@@ -222,7 +254,8 @@ import Testing
                 guard let policy = Self.policies[route] else { continue }
                 for caller in Caller.allCases {
                     let (method, path, body) = try await Self.request(route, caller: caller, digest: digest, submission: submission.id, archive: archive,
-                                                                      victim: { try await token("bob", []) }, accounts: accounts)
+                                                                      victim: { try await token("bob", []) }, accounts: accounts,
+                                                                      trust: service.trust)
                     var headers: HTTPFields = [:]
                     if let token = callerTokens[caller] { headers[.authorization] = "Bearer \(token)" }
                     if route == "POST /api/v1/packages" { headers[.contentType] = "application/gzip" } else if body != nil {
@@ -252,11 +285,24 @@ import Testing
     /// The concrete request for a route, made fresh for each caller where the route consumes
     /// something (a token to revoke).
     static func request(_ route: String, caller: Caller, digest: String, submission: String, archive: ByteBuffer,
-                        victim: @Sendable () async throws -> String, accounts: any AccountStore) async throws -> (HTTPRequest.Method, String, ByteBuffer?) {
+                        victim: @Sendable () async throws -> String, accounts: any AccountStore,
+                        trust: any TrustStore) async throws -> (HTTPRequest.Method, String, ByteBuffer?) {
         let parts = route.split(separator: " ", maxSplits: 1)
         let method = HTTPRequest.Method(String(parts[0]))!
         var path = String(parts[1])
-        if path.hasPrefix("/api/v1/submissions/") {
+        let index = Caller.allCases.firstIndex(of: caller) ?? 0
+        if path.hasPrefix("/api/v1/signing-grants/") {
+            // A grant of bob's in the organisation's namespace, one per caller.
+            let grant = try await trust.addGrant(SigningGrant(user: "bob", pattern: "xdp-m\(index)", grantedBy: "admin", createdAt: Date()))
+            path = path.replacingOccurrences(of: "{id}", with: String(grant.id))
+        } else if path.contains("{key}") {
+            // A certificate of bob's, one per caller.
+            let key = "matrix-key-\(index)"
+            try await trust.insertCertificate(SigningCertificateRecord(serial: "0\(index)", keyID: key, user: "bob", publicKey: "", chain: "",
+                                                                       packages: ["xdp-*"], notBefore: Date(), notAfter: Date(timeIntervalSinceNow: 86400),
+                                                                       createdAt: Date()))
+            path = path.replacingOccurrences(of: "{key}", with: key)
+        } else if path.hasPrefix("/api/v1/submissions/") {
             path = path.replacingOccurrences(of: "{id}", with: submission)
         } else if path.contains("{id}") {
             let secret = try await victim()
@@ -278,6 +324,9 @@ import Testing
         case "PUT /api/v1/packages/{name}/org": ByteBuffer(string: #"{"org": "xdp"}"#)
         case "POST /api/v1/packages/{name}/transfer": ByteBuffer(string: #"{"user": "bob"}"#)
         case "POST /api/v1/submissions/{id}/comments": ByteBuffer(string: #"{"message": "matrix"}"#)
+        case "POST /api/v1/signing-grants": ByteBuffer(string: #"{"user": "bob", "packages": ["xdp-*"]}"#)
+        case "POST /api/v1/signing-keys": ByteBuffer(string: #"{"public_key": "not a key", "proof": ""}"#)
+        case "POST /api/v1/signing-keys/{key}/revoke": ByteBuffer(string: #"{"reason": "matrix"}"#)
         default: nil
         }
         return (method, path, body)

@@ -1,0 +1,291 @@
+import Crypto
+import Foundation
+import PackageFormat
+import RegistryAPI
+import Signing
+import Storage
+import X509
+
+/// Signing: grants, certificates for contributors' keys, revocations and the signed list nodes
+/// fetch, signatures checked on upload, and the repository's attestations of what it published.
+extension RegistryService {
+    func authority() throws -> SigningAuthority {
+        guard let signing else { throw RegistryError.signingNotConfigured }
+        return signing
+    }
+
+    public func trustInfo() throws -> TrustInfo {
+        guard let signing else {
+            return TrustInfo(configured: false, repository: nil, root_certificates: nil, intermediate_certificate: nil, attestation_chain: nil,
+                             require_signatures: requireSignatures, certificate_days: nil)
+        }
+        return TrustInfo(configured: true, repository: signing.repository, root_certificates: try TrustRoot.pem(signing.roots),
+                         intermediate_certificate: try TrustRoot.pem([signing.intermediate.certificate]),
+                         attestation_chain: try TrustRoot.pem(signing.attestationChain), require_signatures: requireSignatures,
+                         certificate_days: signing.certificateDays)
+    }
+
+    // MARK: Grants
+
+    /// The organisation whose namespace holds a pattern (`acme` or `acme-...`), if any.
+    func namespace(of pattern: String) async throws -> String? {
+        let canonical = PackageName.canonicalForm(pattern)
+        return try await organisations.organisations().map(\.name)
+            .filter { canonical == $0 || canonical.hasPrefix($0 + "-") }.max { $0.count < $1.count }
+    }
+
+    public func grantSigning(user: String, packages: [String], by principal: Principal?) async throws -> [SigningGrantBody] {
+        guard !packages.isEmpty else { throw RegistryError.invalidRequest("name at least one package or pattern") }
+        var granted: [SigningGrantBody] = []
+        for pattern in packages {
+            try Self.validatePattern(pattern)
+            let org = try await namespace(of: pattern)
+            try await authorize(.grantSigning(org: org), principal, owners: try await org.asyncMap { try await organisationAdmins($0) },
+                                target: user)
+            let grant: SigningGrant
+            do {
+                grant = try await trust.addGrant(SigningGrant(user: user, pattern: pattern, grantedBy: principal?.name ?? "", createdAt: Date()))
+            } catch TrustStoreError.userNotFound { throw RegistryError.userNotFound(user) }
+            await audit("signing-grant.add", principal, target: user, detail: pattern)
+            granted.append(Self.body(grant))
+        }
+        return granted
+    }
+
+    /// A user's grants (their own, or anyone's for admins), or every grant (admins).
+    public func signingGrants(user: String?, by principal: Principal?) async throws -> [SigningGrantBody] {
+        guard let principal else { throw RegistryError.unauthenticated }
+        if user != principal.name { try await authorize(.manageUsers, principal, target: user) }
+        return try await trust.grants(user: user).map(Self.body)
+    }
+
+    public func revokeGrant(id: Int, by principal: Principal?) async throws {
+        guard principal != nil else { throw RegistryError.unauthenticated }
+        guard let grant = try await trust.grants(user: nil).first(where: { $0.id == id }) else { throw RegistryError.signingGrantNotFound(id) }
+        let org = try await namespace(of: grant.pattern)
+        try await authorize(.grantSigning(org: org), principal, owners: try await org.asyncMap { try await organisationAdmins($0) },
+                            target: grant.user)
+        _ = try await trust.removeGrant(id: id)
+        await audit("signing-grant.remove", principal, target: grant.user, detail: grant.pattern)
+    }
+
+    static func validatePattern(_ pattern: String) throws {
+        let allowed = pattern.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_*".contains($0)) }
+        guard !pattern.isEmpty, pattern.count <= 64, allowed else {
+            throw RegistryError.invalidRequest("\"\(pattern)\" is not a package name or pattern (letters, digits, - and _, with * for any run of them)")
+        }
+    }
+
+    static func body(_ grant: SigningGrant) -> SigningGrantBody {
+        SigningGrantBody(id: grant.id, user: grant.user, pattern: grant.pattern, granted_by: grant.grantedBy, created_at: grant.createdAt)
+    }
+
+    // MARK: Certificates
+
+    /// Certifies the caller's key for packages their grants cover, once they show they hold it.
+    public func certifyKey(_ request: SigningKeyRequest, by principal: Principal?) async throws -> SigningCertificateBody {
+        try await authorize(.certifyKey, principal, target: nil)
+        let signing = try authority()
+        let user = principal?.name ?? ""
+        let key: P256.Signing.PublicKey
+        do { key = try SigningKeys.publicKey(pem: request.public_key) } catch {
+            throw RegistryError.invalidRequest("public_key is not a PEM ECDSA P-256 public key")
+        }
+        let keyID = SigningKeys.keyID(key)
+        let message = Data(SigningKeyRequest.proofMessage(user: user, keyID: keyID).utf8)
+        guard let der = Data(base64Encoded: request.proof), let proof = try? P256.Signing.ECDSASignature(derRepresentation: der),
+              key.isValidSignature(proof, for: message) else {
+            throw RegistryError.invalidRequest("the proof is not the key's signature of \"\(String(decoding: message, as: UTF8.self))\"")
+        }
+        let revoked = try await trust.revocations()
+        if revoked.contains(where: { $0.keyID == keyID }) { throw RegistryError.signingKeyRevoked(keyID) }
+        let grants = try await trust.grants(user: user).map(\.pattern)
+        let wanted = request.packages ?? grants
+        guard !wanted.isEmpty else { throw RegistryError.signingNotGranted(["any package"]) }
+        for pattern in wanted { try Self.validatePattern(pattern) }
+        // A pattern asked for is granted when a grant covers it as text: every name it
+        // matches, that grant's pattern matches too.
+        let uncovered = wanted.filter { asked in !grants.contains { PackageName.pattern($0, covers: asked) } }
+        guard uncovered.isEmpty else { throw RegistryError.signingNotGranted(uncovered) }
+        let now = Date()
+        let days = max(1, min(signing.certificateDays, Int(signing.intermediate.certificate.notValidAfter.timeIntervalSince(now) / 86400)))
+        let certificate = try TrustRoot.certify(key, user: user, packages: wanted, days: days, by: signing.intermediate, now: now)
+        let record = SigningCertificateRecord(
+            serial: RevocationList.serial(of: certificate), keyID: keyID, user: user, publicKey: key.pemRepresentation,
+            chain: try TrustRoot.pem([certificate, signing.intermediate.certificate]), packages: wanted,
+            notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, createdAt: now)
+        try await trust.insertCertificate(record)
+        await audit("signing-key.certify", principal, target: user, detail: "\(keyID) serial \(record.serial) for \(wanted.joined(separator: " "))")
+        logger.info("certified a signing key", metadata: ["user": "\(user)", "key": "\(keyID)", "serial": "\(record.serial)"])
+        return Self.body(record, now: now)
+    }
+
+    /// Certificates issued: the caller's own, another user's (admins), or all (admins, user nil
+    /// with `all`).
+    public func signingCertificates(user: String?, all: Bool, by principal: Principal?) async throws -> [SigningCertificateBody] {
+        guard let principal else { throw RegistryError.unauthenticated }
+        let subject = all ? nil : (user ?? principal.name)
+        if subject != principal.name { try await authorize(.manageUsers, principal, target: subject) }
+        let now = Date()
+        return try await trust.certificates(user: subject, keyID: nil).map { Self.body($0, now: now) }
+    }
+
+    /// Revokes every certificate of a key (its holder, or an admin) and signs a new revocation list.
+    public func revokeKey(_ keyID: String, reason: String?, by principal: Principal?) async throws -> [SigningCertificateBody] {
+        guard principal != nil else { throw RegistryError.unauthenticated }
+        guard let owner = try await trust.certificates(user: nil, keyID: keyID).first?.user else { throw RegistryError.signingKeyNotFound(keyID) }
+        try await authorize(.revokeKey(user: owner), principal, target: keyID)
+        let revoked: [SigningCertificateRecord]
+        do { revoked = try await trust.revokeKey(keyID, at: Date(), reason: reason) } catch TrustStoreError.keyNotFound {
+            throw RegistryError.signingKeyNotFound(keyID)
+        }
+        await audit("signing-key.revoke", principal, target: owner, detail: "\(keyID)" + (reason.map { ": \($0)" } ?? ""))
+        logger.notice("revoked a signing key", metadata: ["key": "\(keyID)", "certificates": "\(revoked.count)"])
+        if signing != nil { _ = try await revocationList(forceNew: true) }
+        let now = Date()
+        return revoked.map { Self.body($0, now: now) }
+    }
+
+    static func body(_ record: SigningCertificateRecord, now: Date) -> SigningCertificateBody {
+        let status = record.revokedAt != nil ? "revoked" : record.notAfter < now ? "expired" : "active"
+        return SigningCertificateBody(serial: record.serial, key_id: record.keyID, user: record.user, packages: record.packages,
+                                      not_before: record.notBefore, not_after: record.notAfter, created_at: record.createdAt, status: status,
+                                      revoked_at: record.revokedAt, revoke_reason: record.revokeReason, chain: record.chain)
+    }
+
+    // MARK: Revocations
+
+    /// Brings in the revocations of the authority's own list (made offline with `epr trust
+    /// revoke`), so that the list the repository serves keeps them.
+    public func importRevocations(_ list: RevocationList, content: RevocationList.Content) async throws {
+        try await trust.addRevocations(content.revoked.map {
+            RevokedCertificate(serial: $0.serial, keyID: $0.key_id, revokedAt: $0.revoked_at, reason: $0.reason)
+        })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        _ = try await trust.saveRevocationList(sequence: content.sequence, document: try encoder.encode(list))
+    }
+
+    /// The signed revocation list: the stored one while it is current (it names every
+    /// revocation and has more than half its life left), else a new one with the next sequence.
+    public func revocationList(forceNew: Bool = false, now: Date = Date()) async throws -> Data {
+        let signing = try authority()
+        for _ in 0..<5 {
+            let revoked = try await trust.revocations()
+            let stored = try await trust.revocationList()
+            if !forceNew, let stored, let list = try? JSONDecoder().decode(RevocationList.self, from: stored.document),
+               let content = try? await list.verifiedContent(roots: signing.roots, at: now),
+               content.expires.timeIntervalSince(now) > Double(RevocationList.lifetimeDays) * 86400 / 2,
+               Set(content.revoked.map(\.serial)) == Set(revoked.map(\.serial)) {
+                return stored.document
+            }
+            let sequence = (stored?.sequence ?? 0) + 1
+            let content = RevocationList.Content(
+                sequence: sequence, updated: now, expires: now.addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
+                revoked: revoked.map { .init(serial: $0.serial, key_id: $0.keyID, revoked_at: $0.revokedAt, reason: $0.reason) })
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let document = try encoder.encode(try RevocationList.sign(content, by: signing.intermediate))
+            if try await trust.saveRevocationList(sequence: sequence, document: document) {
+                logger.info("signed a revocation list", metadata: ["sequence": "\(sequence)", "revoked": "\(revoked.count)"])
+                return document
+            }
+            // Another request signed one meanwhile: look again.
+        }
+        throw RegistryError.invalidRequest("the revocation list is being rewritten; try again")
+    }
+
+    /// Revocations as the repository knows them now, for checking uploads.
+    func currentRevocations(now: Date) async throws -> RevocationList.Content {
+        let revoked = try await trust.revocations()
+        return RevocationList.Content(sequence: 0, updated: now, expires: now.addingTimeInterval(60),
+                                      revoked: revoked.map { .init(serial: $0.serial, key_id: $0.keyID, revoked_at: $0.revokedAt, reason: $0.reason) })
+    }
+
+    // MARK: Signatures on upload
+
+    /// Checks an upload's signature: it chains to the repository's root, is not revoked, allows
+    /// the package, and covers exactly this archive and its files.
+    func checkSignature(_ envelope: Data?, report: PackageReport) async throws -> SignatureRecord? {
+        guard let envelope else {
+            if requireSignatures { throw RegistryError.signatureRequired }
+            return nil
+        }
+        let signing = try authority()
+        let signature: PackageSignature
+        do { signature = try JSONDecoder().decode(PackageSignature.self, from: envelope) } catch {
+            throw RegistryError.signatureRefused(link: VerificationRefusal.Link.malformedSignature.rawValue,
+                                                 reason: "the signature is not a DSSE envelope (JSON with payloadType, payload, signatures)")
+        }
+        let now = Date()
+        let anchors = TrustAnchors(roots: signing.roots, revocations: try await currentRevocations(now: now))
+        do {
+            let verified = try await TrustedVerification.verify(digest: report.sha256, report: report, expected: nil, signature: signature,
+                                                                attestation: nil, anchors: anchors, at: now, requireAttestation: false)
+            return SignatureRecord(envelope: envelope, signer: verified.signer, keyID: verified.keyID, checkedAt: now)
+        } catch {
+            throw RegistryError.signatureRefused(link: error.link.rawValue, reason: error.reason)
+        }
+    }
+
+    public func signature(_ name: String, _ version: String) async throws -> Data {
+        let record = try await self.version(name, version)
+        guard let signature = record.signature else { throw RegistryError.signatureNotFound(package: record.package, version: record.version) }
+        return signature.envelope
+    }
+
+    public func attestation(_ name: String, _ version: String) async throws -> Data {
+        let record = try await self.version(name, version)
+        guard let attestation = record.attestation else { throw RegistryError.attestationNotFound(package: record.package, version: record.version) }
+        return attestation
+    }
+
+    // MARK: Attestations
+
+    /// Attests what is waiting whenever a submission moves, and every minute (a version
+    /// published while the signing authority was away, or before a crash, is attested here).
+    public func runAttestations() async {
+        while !Task.isCancelled {
+            let generation = notices.generation
+            do { try await attestPending() } catch {
+                logger.error("could not attest published versions", metadata: ["error": "\(error)"])
+            }
+            await notices.wait(after: generation, upTo: .seconds(60))
+        }
+    }
+
+    /// Attests every published version waiting for it; returns how many it attested. Without a
+    /// signing authority, versions wait.
+    @discardableResult
+    public func attestPending() async throws -> Int {
+        guard let signing else { return 0 }
+        var count = 0
+        for pending in try await trust.pendingAttestations(limit: 100) {
+            guard let version = try await metadata.version(canonical: pending.canonical, version: pending.version) else { continue }
+            let checks = try await submissions.jobs(submission: pending.submission).compactMap { job in
+                job.result.map { RepositoryAttestation.Check(id: job.check, status: $0.outcome.rawValue) }
+            }
+            let reviewers = Array(Set(try await submissions.events(submission: pending.submission).filter { $0.kind == .approve }.map(\.actor))).sorted()
+            let predicate = RepositoryAttestation.Predicate(
+                repository: signing.repository, package: version.package, version: version.version, publisher: version.publisher,
+                published_at: version.publishedAt, signer: version.signature?.signer, signer_key_id: version.signature?.keyID,
+                signature_checked_at: version.signature?.checkedAt, checks: checks.sorted { $0.id < $1.id }, reviewers: reviewers)
+            let attestation = try RepositoryAttestation.sign(predicate, artifact: version.artifact, digest: version.digest,
+                                                             key: signing.attestationKey, chain: signing.attestationChain)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try await trust.setAttestation(canonical: pending.canonical, version: pending.version, document: try encoder.encode(attestation))
+            cache.invalidate(pending.canonical)
+            logger.info("attested", metadata: ["package": "\(version.package)", "version": "\(version.version)", "digest": "\(version.digest)"])
+            count += 1
+        }
+        return count
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}

@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import Logging
+import Signing
+import X509
+
+/// The repository's online signing authority: the intermediate certificate and key `epr trust
+/// init` made (the root stays offline; only its certificate is here), and the key the
+/// repository attests publications with, certified by that intermediate.
+public struct SigningAuthority: Sendable {
+    /// The repository's name, in its attestation certificate (`epr-repository:NAME`).
+    public var repository: String
+    public var roots: [Certificate]
+    public var intermediate: TrustRoot.Authority
+    public var attestationKey: P256.Signing.PrivateKey
+    /// The attestation key's certificate, then the intermediate's.
+    public var attestationChain: [Certificate]
+    /// Days a contributor's certificate is valid.
+    public var certificateDays: Int
+
+    public init(repository: String, roots: [Certificate], intermediate: TrustRoot.Authority, attestationKey: P256.Signing.PrivateKey,
+                attestationChain: [Certificate], certificateDays: Int) {
+        self.repository = repository
+        self.roots = roots
+        self.intermediate = intermediate
+        self.attestationKey = attestationKey
+        self.attestationChain = attestationChain
+        self.certificateDays = certificateDays
+    }
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case missing(String)
+        case invalid(String)
+        public var description: String {
+            switch self {
+            case let .missing(what): "the trust directory lacks \(what) (epr trust init writes it)"
+            case let .invalid(reason): reason
+            }
+        }
+    }
+
+    /// Loads the authority from `directory` (root.crt, intermediate.crt, intermediate.key,
+    /// decrypted with `passphrase` when encrypted), and the attestation key kept in `state`
+    /// (attestation.key and attestation.crt), made and certified anew when missing, issued by
+    /// another intermediate, or within 30 days of its end.
+    public static func load(directory: URL, passphrase: String?, state: URL, repository: String, certificateDays: Int,
+                            now: Date = Date(), logger: Logger) throws -> SigningAuthority {
+        func read(_ name: String) throws -> String {
+            let url = directory.appendingPathComponent(name)
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw LoadError.missing(url.path) }
+            return text
+        }
+        // During a change of root, roots.pem holds the new root and the old.
+        let roots = try TrustRoot.certificates(pem: try read(FileManager.default.fileExists(atPath: directory.appendingPathComponent("roots.pem").path)
+                                                             ? "roots.pem" : "root.crt"))
+        guard let intermediateCertificate = try TrustRoot.certificates(pem: try read("intermediate.crt")).first else {
+            throw LoadError.invalid("intermediate.crt holds no certificate")
+        }
+        let intermediateKey = try SigningKeys.privateKey(pem: try read("intermediate.key"), passphrase: passphrase)
+        guard P256.Signing.PublicKey(intermediateCertificate.publicKey)?.rawRepresentation == intermediateKey.publicKey.rawRepresentation else {
+            throw LoadError.invalid("intermediate.key is not the key of intermediate.crt")
+        }
+        guard intermediateCertificate.notValidAfter > now else {
+            throw LoadError.invalid("the intermediate certificate expired on \(intermediateCertificate.notValidAfter): make a new one (epr trust rotate-intermediate)")
+        }
+        let intermediate = TrustRoot.Authority(certificate: intermediateCertificate, key: intermediateKey)
+
+        let keyFile = state.appendingPathComponent("attestation.key"), certificateFile = state.appendingPathComponent("attestation.crt")
+        var key: P256.Signing.PrivateKey?, certificate: Certificate?
+        if let pem = try? String(contentsOf: keyFile, encoding: .utf8), let existing = try? P256.Signing.PrivateKey(pemRepresentation: pem),
+           let text = try? String(contentsOf: certificateFile, encoding: .utf8), let issued = try? TrustRoot.certificates(pem: text).first,
+           issued.issuer == intermediateCertificate.subject,
+           (try? issued.extensions.authorityKeyIdentifier?.keyIdentifier) == (try? intermediateCertificate.extensions.subjectKeyIdentifier?.keyIdentifier),
+           issued.notValidAfter > now.addingTimeInterval(30 * 86400),
+           P256.Signing.PublicKey(issued.publicKey)?.rawRepresentation == existing.publicKey.rawRepresentation,
+           TrustRoot.repository(of: issued) == repository {
+            key = existing
+            certificate = issued
+        }
+        if key == nil || certificate == nil {
+            let fresh = P256.Signing.PrivateKey()
+            let issued = try TrustRoot.certifyRepository(fresh.publicKey, name: repository, days: 365, by: intermediate, now: now)
+            try SecretFiles.save(fresh.pemRepresentation + "\n", to: keyFile.path)
+            try TrustRoot.pem([issued]).write(to: certificateFile, atomically: true, encoding: .utf8)
+            logger.notice("certified a new attestation key", metadata: ["key": "\(SigningKeys.keyID(fresh.publicKey))", "until": "\(issued.notValidAfter)"])
+            key = fresh
+            certificate = issued
+        }
+        guard let key, let certificate else { throw LoadError.invalid("no attestation key") }
+        return SigningAuthority(repository: repository, roots: roots, intermediate: intermediate, attestationKey: key,
+                                attestationChain: [certificate, intermediateCertificate], certificateDays: certificateDays)
+    }
+
+    /// The revocation list the authority's directory holds, when there is one that verifies.
+    public static func offlineRevocations(directory: URL, roots: [Certificate]) async throws -> (list: RevocationList, content: RevocationList.Content)? {
+        let url = directory.appendingPathComponent("revocations.json")
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        let list = try JSONDecoder().decode(RevocationList.self, from: data)
+        // An expired list still says what was revoked: its entries are kept, checked at the
+        // time it was made.
+        return (list, try await list.verifiedContent(roots: roots, at: list.signedTime))
+    }
+}
+
+/// Files only their owner reads.
+public enum SecretFiles {
+    /// Writes a file readable by its owner only from the first byte, and syncs it.
+    public static func save(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+extension ServerConfiguration {
+    static let trustKeys: [(file: String, environment: String)] = [
+        ("trust_directory", "EPR_TRUST_DIRECTORY"), ("require_signatures", "EPR_REQUIRE_SIGNATURES"),
+        ("certificate_days", "EPR_CERTIFICATE_DAYS"), ("repository_name", "EPR_REPOSITORY_NAME"),
+    ]
+
+    /// The signing authority's settings. The intermediate key's passphrase comes from
+    /// `EPR_TRUST_PASSPHRASE` only, never from the file.
+    static func applyTrust(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
+        if let directory = values["trust_directory"] { configuration.trustDirectory = directory }
+        if let text = values["require_signatures"] {
+            guard let flag = Bool(text) else { throw Invalid(description: "require_signatures \(text) is not true or false") }
+            configuration.requireSignatures = flag
+        }
+        if let text = values["certificate_days"] {
+            guard let days = Int(text), (1...3650).contains(days) else { throw Invalid(description: "certificate_days \(text) is not a number from 1 to 3650") }
+            configuration.certificateDays = days
+        }
+        if let name = values["repository_name"] {
+            guard name.range(of: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", options: .regularExpression) != nil else {
+                throw Invalid(description: "repository_name \(name) must be 1 to 63 letters, digits, . and -")
+            }
+            configuration.repositoryName = name
+        }
+        if configuration.requireSignatures, configuration.trustDirectory == nil {
+            throw Invalid(description: "require_signatures needs trust_directory: signatures are checked against its root")
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PackageFormat
+@testable import Registry
+import RegistryAPI
+import Server
+import Signing
+import TestSupport
+import Testing
+import X509
+
+/// The signing authority through the API: grants, certificates for keys held by contributors,
+/// signatures checked on upload, attestations on publication, revocation.
+@Suite struct SigningAPITests {
+    /// A trust directory as `epr trust init` writes it (the intermediate key unencrypted here).
+    static func trustDirectory(in directory: URL) throws -> (url: URL, root: TrustRoot.Authority) {
+        let url = directory.appendingPathComponent("trust")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let (root, intermediate) = try TrustRoot.create(name: "test registry")
+        try TrustRoot.pem([root.certificate]).write(to: url.appendingPathComponent("root.crt"), atomically: true, encoding: .utf8)
+        try TrustRoot.pem([intermediate.certificate]).write(to: url.appendingPathComponent("intermediate.crt"), atomically: true, encoding: .utf8)
+        try intermediate.key.pemRepresentation.write(to: url.appendingPathComponent("intermediate.key"), atomically: true, encoding: .utf8)
+        return (url, root)
+    }
+
+    static func user(_ registry: TestRegistry, _ name: String, _ role: Principal.Role) async throws -> String {
+        let admin = Principal(name: "admin", role: .admin)
+        _ = try await registry.server.registry.createUser(name: name, role: role, by: admin)
+        return try await registry.server.registry.createToken(for: name, name: "t", scopes: role.scopes.map(\.rawValue), packages: [],
+                                                              expiresIn: nil, by: admin).secret
+    }
+
+    static func certifyRequest(_ key: P256.Signing.PrivateKey, user: String, packages: [String]?, proofUser: String? = nil) throws -> String {
+        let id = SigningKeys.keyID(key.publicKey)
+        let proof = try key.signature(for: Data(SigningKeyRequest.proofMessage(user: proofUser ?? user, keyID: id).utf8))
+        return String(decoding: try JSONEncoder().encode(SigningKeyRequest(public_key: key.publicKey.pemRepresentation,
+                                                                            proof: proof.derRepresentation.base64EncodedString(),
+                                                                            packages: packages)), as: UTF8.self)
+    }
+
+    static func signature(_ archive: ByteBuffer, key: P256.Signing.PrivateKey, chain: [Certificate]?) throws -> String {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sign-\(UUID().uuidString).tar.gz")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(buffer: archive).write(to: file)
+        let report = try PackageInspector().inspect(path: file.path)
+        return try JSONEncoder().encode(try PackageSignature.sign(report, with: key, certificates: chain)).base64EncodedString()
+    }
+
+    @Test func signedUploadsAreCheckedAttestedAndRevoked() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (trust, root) = try Self.trustDirectory(in: scratch)
+        let registry = try await TestRegistry.make { $0.trustDirectory = trust.path }
+        let alice = try await Self.user(registry, "alice", .publisher), reviewer = try await Self.user(registry, "rev1", .reviewer)
+        let archive = try registry.archive("xdp-port-filter"), other = try registry.archive("exec-tracker")
+        let laterVersion = try registry.archive("xdp-port-filter", version: "9.9.9")
+        try await registry.run { client in
+            func call(_ token: String, _ method: HTTPRequest.Method, _ uri: String, _ json: String? = nil, headers: HTTPFields = [:]) async throws -> TestResponse {
+                var fields = headers
+                fields[.authorization] = "Bearer \(token)"
+                return try await client.send(method, uri, json: json, headers: fields)
+            }
+            func upload(_ archive: ByteBuffer, signature: String?) async throws -> TestResponse {
+                var headers: HTTPFields = [.contentType: "application/gzip", .authorization: "Bearer \(alice)"]
+                if let signature { headers[HTTPField.Name("Epr-Signature")!] = signature }
+                return try await client.execute(uri: "/api/v1/packages", method: .post, headers: headers, body: archive)
+            }
+            let info = try await client.get("/api/v1/trust").json(TrustInfo.self)
+            let rootPEM = try TrustRoot.pem([root.certificate])
+            #expect(info.configured && info.repository == "epr" && info.root_certificates == rootPEM)
+
+            // Certificates: only under a grant, only for a key the caller holds.
+            let key = P256.Signing.PrivateKey()
+            let ungranted = try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: nil))
+            #expect(ungranted.status == .forbidden && ungranted.problemCode == "signing-not-granted")
+            #expect(try await call(alice, .post, "/api/v1/signing-grants", #"{"user": "alice", "packages": ["xdp-*"]}"#).status == .forbidden,
+                    "a publisher cannot grant itself")
+            #expect(try await call(TestRegistry.token, .post, "/api/v1/signing-grants", #"{"user": "alice", "packages": ["xdp-*"]}"#).status == .created)
+            let forged = try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: nil, proofUser: "bob"))
+            #expect(forged.status == .badRequest, "a proof made for another user")
+            let wider = try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: ["*"]))
+            #expect(wider.problemCode == "signing-not-granted", "a pattern wider than the grant")
+            let issued = try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: nil))
+            #expect(issued.status == .created)
+            let certificate = try issued.json(SigningCertificateBody.self)
+            #expect(certificate.packages == ["xdp-*"] && certificate.status == "active" && certificate.key_id == SigningKeys.keyID(key.publicKey))
+            let chain = try TrustRoot.certificates(pem: certificate.chain)
+            let verified = try await TrustRoot.verify(chain: chain, roots: [root.certificate], package: "xdp-port-filter")
+            #expect(verified.signer == "alice")
+
+            // Uploads: refused unless the signature checks out, before anything is stored.
+            let uncertified = try await upload(archive, signature: try Self.signature(archive, key: P256.Signing.PrivateKey(), chain: nil))
+            #expect(uncertified.status == .unprocessableContent && uncertified.problemCode == "signature-uncertified")
+            let notAllowed = try await upload(other, signature: try Self.signature(other, key: key, chain: chain))
+            #expect(notAllowed.problemCode == "signature-not-allowed")
+            let replayed = try await upload(archive, signature: try Self.signature(laterVersion, key: key, chain: chain))
+            #expect(replayed.problemCode == "signature-other-package")
+            #expect(try await upload(archive, signature: "not base64!").problemCode == "invalid-signature-header")
+            #expect(try await call(TestRegistry.token, .get, "/api/v1/submissions").json(SubmissionPage.self).total == 0, "nothing stored")
+
+            let signature = try Self.signature(archive, key: key, chain: chain)
+            let submitted = try await upload(archive, signature: signature)
+            #expect(submitted.status == .created)
+            let id = try submitted.json(SubmissionDetail.self).submission.id
+            #expect(try await client.get("/api/v1/packages/xdp-port-filter/versions/1.0.0/attestation").status == .notFound)
+            _ = try await call(reviewer, .post, "/api/v1/submissions/\(id)/approve", "{}")
+            let summary = try await client.get("/api/v1/packages/xdp-port-filter/versions/1.0.0").json(VersionSummary.self)
+            #expect(summary.signer == "alice" && summary.attested == true && summary.signature_key_id == certificate.key_id)
+
+            // A node's whole check passes with what the repository serves.
+            let file = scratch.appendingPathComponent("xdp_port_filter.tar.gz")
+            try Data(buffer: archive).write(to: file)
+            let served = try await client.get("/api/v1/packages/xdp-port-filter/versions/1.0.0/signature")
+            #expect(Data(buffer: served.body) == Data(base64Encoded: signature), "served as uploaded")
+            let envelope = try JSONDecoder().decode(PackageSignature.self, from: Data(buffer: served.body))
+            let attestation = try JSONDecoder().decode(RepositoryAttestation.self,
+                                                       from: Data(buffer: try await client.get("/api/v1/packages/xdp-port-filter/versions/1.0.0/attestation").body))
+            func anchors() async throws -> TrustAnchors {
+                let list = try JSONDecoder().decode(RevocationList.self, from: Data(buffer: try await client.get("/api/v1/trust/revocations").body))
+                return TrustAnchors(roots: [root.certificate], revocations: try await list.verifiedContent(roots: [root.certificate]))
+            }
+            let good = try await TrustedVerification.verify(archive: file, expected: ("xdp-port-filter", "1.0.0"), signature: envelope,
+                                                            attestation: attestation, anchors: try await anchors())
+            #expect(good.signer == "alice" && good.attestation?.reviewers == ["rev1"] && good.attestation?.publisher == "alice")
+            #expect(good.attestation?.checks.map(\.id).contains("inspection") == true)
+
+            // Revoking the key: listed at once in a newer list, and nodes refuse the package.
+            let before = try JSONDecoder().decode(RevocationList.self, from: Data(buffer: try await client.get("/api/v1/trust/revocations").body))
+            #expect(try await call(reviewer, .post, "/api/v1/signing-keys/\(certificate.key_id)/revoke", #"{"reason": "lost"}"#).status == .forbidden)
+            #expect(try await call(alice, .post, "/api/v1/signing-keys/\(certificate.key_id)/revoke", #"{"reason": "lost"}"#).status == .ok)
+            let after = try await anchors()
+            #expect(after.revocations?.revoked.map(\.serial) == [certificate.serial])
+            let earlier = try await before.verifiedContent(roots: [root.certificate]).sequence
+            #expect((after.revocations?.sequence ?? 0) > earlier)
+            await #expect(throws: VerificationRefusal.self) {
+                _ = try await TrustedVerification.verify(archive: file, expected: ("xdp-port-filter", "1.0.0"), signature: envelope,
+                                                         attestation: attestation, anchors: after)
+            }
+            #expect(try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: nil)).problemCode
+                    == "signing-key-revoked")
+            #expect(try await call(alice, .get, "/api/v1/signing-keys").json([SigningCertificateBody].self).map(\.status) == ["revoked"])
+        }
+    }
+
+    @Test func unsignedUploadsAreRefusedWhenSignaturesAreRequired() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (trust, _) = try Self.trustDirectory(in: scratch)
+        let registry = try await TestRegistry.make {
+            $0.trustDirectory = trust.path
+            $0.requireSignatures = true
+        }
+        let archive = try registry.archive("xdp-port-filter")
+        try await registry.run { client in
+            let refused = try await client.publish(archive)
+            #expect(refused.status == .unprocessableContent && refused.problemCode == "signature-required")
+        }
+    }
+
+    @Test func withoutAnAuthoritySigningIsUnavailable() async throws {
+        let registry = try await TestRegistry.make()
+        try await registry.run { client in
+            let info = try await client.get("/api/v1/trust").json(TrustInfo.self)
+            let list = try await client.get("/api/v1/trust/revocations")
+            #expect(info.configured == false)
+            #expect(list.status == .conflict && list.problemCode == "signing-not-configured")
+        }
+    }
+}
