@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "PackageFormat", "Registry", "RegistryAPI", "Storage",
+                "PackageFormat", "Registry", "RegistryAPI", "Signing", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -132,6 +132,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Signing", "TestSupport", .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "PackageFormat", "TestSupport"]),
         .testTarget(name: "ChecksTests", dependencies: ["Checks", "PackageFormat", "TestSupport"]),
         .testTarget(

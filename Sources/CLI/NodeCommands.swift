@@ -13,6 +13,13 @@ struct TrustOptions: ParsableArguments {
     @Option(help: "The repository's root certificate(s) (PEM): packages must be signed under it and attested by the repository (EPR_TRUSTED_ROOT).")
     var trustedRoot: String?
 
+    @Option(help: "The repository whose attestations count (its repository_name); any under the root when not given (EPR_TRUSTED_REPOSITORY).")
+    var repository: String?
+
+    var trustedRepository: String? {
+        repository ?? ProcessInfo.processInfo.environment["EPR_TRUSTED_REPOSITORY"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     func roots() throws -> [Certificate]? {
         guard let path = trustedRoot ?? ProcessInfo.processInfo.environment["EPR_TRUSTED_ROOT"].flatMap({ $0.isEmpty ? nil : $0 }) else { return nil }
         do { return try TrustRoot.certificates(pem: String(contentsOfFile: path, encoding: .utf8)) } catch {
@@ -59,7 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
         let cacheURL = URL(fileURLWithPath: cache)
         var nodeTrust: NodeTrust?
         if mode == .trusted, let roots = try trust.roots() {
-            nodeTrust = await NodeTrust(roots: roots, file: PackageTree(root: cacheURL).revocations, logger: logger)
+            nodeTrust = await NodeTrust(roots: roots, repository: trust.trustedRepository, file: PackageTree(root: cacheURL).revocations, logger: logger)
         } else {
             logger.warning("normal mode: packages are served without verification; the operator takes responsibility for what runs")
         }
@@ -116,7 +123,10 @@ struct MirrorCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let tree = PackageTree(root: URL(fileURLWithPath: to))
         var nodeTrust: NodeTrust?
-        if let roots = try trust.roots() { nodeTrust = await NodeTrust(roots: roots, file: tree.state.appendingPathComponent("verified-revocations.json"), logger: logger) }
+        if let roots = try trust.roots() {
+            nodeTrust = await NodeTrust(roots: roots, repository: trust.trustedRepository, file: tree.state.appendingPathComponent("verified-revocations.json"),
+                                        logger: logger)
+        }
         let mirror = Mirror(client: client, tree: tree, platforms: platform, latestOnly: latestOnly, trust: nodeTrust, logger: logger)
         let report = try await reportingProblems { try await mirror.run(packages: package) }
         if options.json {
@@ -148,7 +158,7 @@ struct VerifyTreeCommand: AsyncParsableCommand {
         // The list is only read here: a scratch file keeps the tree as it is.
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-verify-tree-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let nodeTrust = await NodeTrust(roots: roots, file: scratch, logger: logger)
+        let nodeTrust = await NodeTrust(roots: roots, repository: trust.trustedRepository, file: scratch, logger: logger)
         let listFile = revocations.map { URL(fileURLWithPath: $0) } ?? tree.revocations
         if let data = try? Data(contentsOf: listFile) { await nodeTrust.offer(data, from: listFile.path) }
         let outcomes = await TreeVerification.verify(tree, trust: nodeTrust)

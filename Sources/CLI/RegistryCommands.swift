@@ -74,15 +74,18 @@ struct DownloadCommand: AsyncParsableCommand {
         let path = platform.map { "/\(package.name)/\(info.version)/\($0)/\(info.artifact)" }
             ?? "/api/v1/packages/\(package.name)/versions/\(info.version)/download"
         let destination = URL(fileURLWithPath: output).appendingPathComponent(info.artifact).path
+        // With --verify, the archive takes its place only once it verified.
+        let target = verify ? URL(fileURLWithPath: output).appendingPathComponent(".\(info.artifact).\(UUID().uuidString).unverified").path : destination
+        defer { if verify { try? FileManager.default.removeItem(atPath: target) } }
         let progress = ProgressLine(label: info.artifact)
         let digest = try await reportingProblems {
-            try await client.download(path, to: destination, expected: SHA256Digest(hex: String(info.sha256.dropFirst(7))),
+            try await client.download(path, to: target, expected: SHA256Digest(hex: String(info.sha256.dropFirst(7))),
                                       progress: options.json ? nil : progress.update)
         }
         progress.finish()
         var signer: String?
         if verify, let roots = try trust.roots() {
-            signer = try await verified(destination, info: info, roots: roots, client: client)
+            signer = try await verified(target, info: info, roots: roots, repository: trust.trustedRepository, client: client, destination: destination)
         } else if !options.json {
             Output.error("warning: \(info.name)@\(info.version) was not verified (normal mode); --verify --trusted-root ROOT checks it")
         }
@@ -97,29 +100,32 @@ struct DownloadCommand: AsyncParsableCommand {
         }
     }
 
-    /// Verifies the downloaded archive in trusted mode, keeping its signature and attestation
-    /// beside it; removes it and fails, naming the link, when it does not verify.
-    func verified(_ file: String, info: VersionSummary, roots: [Certificate], client: RegistryClient) async throws -> String {
+    /// Verifies the downloaded archive in trusted mode; once it verifies, moves it to
+    /// `destination` with its signature and attestation beside it. Fails, naming the check, when
+    /// it does not verify (whatever was at `destination` stays).
+    func verified(_ file: String, info: VersionSummary, roots: [Certificate], repository: String?, client: RegistryClient,
+                  destination: String) async throws -> String {
         let signatureData = try await reportingProblems { try await client.signature(info.name, info.version) }
         let attestationData = try await reportingProblems { try await client.attestation(info.name, info.version) }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-revocations-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: scratch) }
         var logger = Logger(label: "epr-download")
         logger.logLevel = .warning
-        let trust = await NodeTrust(roots: roots, file: scratch, logger: logger)
+        let trust = await NodeTrust(roots: roots, repository: repository, file: scratch, logger: logger)
         if let list = try? await client.revocationList() { await trust.offer(list, from: client.baseURL) }
         do {
-            let result = try await TrustedVerification.verify(
-                archive: URL(fileURLWithPath: file), expected: (info.name, info.version),
-                signature: signatureData.flatMap { try? JSONDecoder().decode(PackageSignature.self, from: $0) },
-                attestation: attestationData.flatMap { try? JSONDecoder().decode(RepositoryAttestation.self, from: $0) },
-                anchors: try await trust.anchors())
-            try signatureData?.write(to: URL(fileURLWithPath: file + PackageTree.signatureSuffix), options: .atomic)
-            try attestationData?.write(to: URL(fileURLWithPath: file + PackageTree.attestationSuffix), options: .atomic)
+            let anchors = try await trust.anchors()
+            let result = try await TrustedVerification.verify(archive: URL(fileURLWithPath: file), expected: (info.name, info.version),
+                                                              signature: signatureData, attestation: attestationData, anchors: anchors)
+            for (data, suffix) in [(signatureData, PackageTree.signatureSuffix), (attestationData, PackageTree.attestationSuffix)] {
+                if let data { try data.write(to: URL(fileURLWithPath: destination + suffix), options: .atomic) } else {
+                    try? FileManager.default.removeItem(atPath: destination + suffix)
+                }
+            }
+            guard rename(file, destination) == 0 else { throw ClientError("cannot write \(destination): \(String(cString: strerror(errno)))") }
             return result.signer
         } catch let error as VerificationRefusal {
-            try? FileManager.default.removeItem(atPath: file)
-            Output.error("\(info.name)@\(info.version) refused in trusted mode: \(error.reason) [\(error.link.rawValue)]; the download was removed")
+            Output.error("\(info.name)@\(info.version) refused in trusted mode: \(error.reason) [\(error.link.rawValue)]; nothing was written")
             throw ReportedFailure()
         }
     }

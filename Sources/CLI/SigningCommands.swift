@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 #endif
 import PackageFormat
+import Registry
 import Signing
 import X509
 
@@ -110,6 +111,7 @@ struct VerifyCommand: AsyncParsableCommand {
         let report = try Inspection.report(file)
         do {
             let statement: PackageSignature.Statement, signer: String
+            var notes: [String: String] = [:]
             if let trustedRoot {
                 let anchors = try await TrustAnchors.load(root: trustedRoot, revocations: revocations)
                 let attestationPath = attestation ?? file + ".attestation"
@@ -129,8 +131,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 // The signature verified with the certified key: the statement is the signed one.
                 guard let signed = envelope.claimedStatement() else { try refuse("the statement cannot be read") }
                 statement = signed
-                signer = result.signer + (result.attestation.map { ", attested by the repository \($0.repository)" } ?? "")
-                    + (anchors.revocations == nil ? " (revocations not checked: give --revocations)" : "")
+                signer = result.signer
+                if let attested = result.attestation { notes["attested_by"] = attested.repository }
+                notes["revocations_checked"] = anchors.revocations == nil ? "false" : "true"
             } else {
                 let publicKey: P256.Signing.PublicKey
                 do { publicKey = try SigningKeys.publicKey(pem: String(contentsOfFile: key ?? "", encoding: .utf8)) } catch {
@@ -141,11 +144,13 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             if json {
                 try Output.json(["verified": "true", "package": statement.predicate.package, "version": statement.predicate.version,
-                                 "signer": signer, "files": String(statement.subject.count - 1)])
+                                 "signer": signer, "files": String(statement.subject.count - 1)].merging(notes) { $1 })
                 return
             }
             Output.line("verified: \(statement.predicate.package) \(statement.predicate.version), the archive and its "
-                        + "\(statement.subject.count - 1) files, signed by \(signer)")
+                        + "\(statement.subject.count - 1) files, signed by \(signer)"
+                        + (notes["attested_by"].map { ", attested by the repository \($0)" } ?? "")
+                        + (notes["revocations_checked"] == "false" ? " (revocations not checked: give --revocations)" : ""))
         } catch let failure as PackageSignature.Failure {
             try refuse(failure.description)
         } catch let failure as TrustRoot.Failure {
@@ -201,7 +206,7 @@ struct TrustCommand: ParsableCommand {
                 try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(file).crt"), atomically: true, encoding: .utf8)
             }
             // An empty revocation list to begin with, so nodes have one to check from the start.
-            try RevocationList.write(RevocationList.Content(sequence: 1, updated: Date(), expires: Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
+            try RevocationList.write(RevocationList.Content(sequence: RevocationList.nextSequence(after: 0), updated: Date(), expires: Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
                                                             revoked: []), by: intermediate, to: directory.appendingPathComponent("revocations.json"))
             Output.line("root \(directory.appendingPathComponent("root.crt").path) (give this to nodes in trusted mode)\n"
                         + "signing authority \(directory.appendingPathComponent("intermediate.crt").path)")
@@ -265,7 +270,7 @@ extension TrustCommand {
                 content.revoked.append(.init(serial: RevocationList.serial(of: revoked),
                                              key_id: P256.Signing.PublicKey(revoked.publicKey).map(SigningKeys.keyID), revoked_at: Date(), reason: reason))
             }
-            content.sequence += 1
+            content.sequence = RevocationList.nextSequence(after: content.sequence)
             content.updated = Date()
             content.expires = Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400)
             try RevocationList.write(content, by: authority, to: file)
@@ -307,13 +312,11 @@ enum Passphrase {
     }
 }
 
-/// Files readable by their owner only, from the first byte.
+/// Files readable by their owner only, from the first byte, never written over.
 enum SecretFile {
     static func write(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else { throw ValidationError("cannot write \(path)") }
+        do { try SecretFiles.save(text, to: path, exclusive: true) } catch {
+            throw ValidationError("cannot create \(path): \(error.localizedDescription)")
+        }
     }
 }

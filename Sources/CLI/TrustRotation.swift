@@ -22,6 +22,7 @@ extension TrustCommand {
 
         func run() async throws {
             let directory = URL(fileURLWithPath: trustDirectory)
+            try Rotation.requireFiles(["root.crt", "root.key", "intermediate.crt", "intermediate.key"], in: directory)
             let root = try Rotation.root(in: directory)
             let old = try Rotation.certificate(directory.appendingPathComponent("intermediate.crt"))
             var content = try await Rotation.currentList(in: directory)
@@ -58,6 +59,7 @@ extension TrustCommand {
             let oldRoot = try Rotation.certificate(directory.appendingPathComponent("root.crt"))
             let oldIntermediate = try Rotation.certificate(directory.appendingPathComponent("intermediate.crt"))
             var content = try await Rotation.currentList(in: directory)
+            try Rotation.requireFiles(["root.crt", "root.key", "intermediate.crt", "intermediate.key"], in: directory)
             let (root, intermediate) = try TrustRoot.create(name: name ?? Rotation.organisation(of: oldRoot))
             let rootPassphrase = try Passphrase.new(variable: Passphrase.rootVariable, what: "the new root key")
             let passphrase = try Passphrase.new(what: "the new signing authority's key")
@@ -117,6 +119,14 @@ enum Rotation {
         }
     }
 
+    /// Refuses to begin unless every file to be retired is there, so a rotation never stops
+    /// half-way for want of one.
+    static func requireFiles(_ files: [String], in directory: URL) throws {
+        for file in files where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
+            throw ValidationError("\(directory.appendingPathComponent(file).path) is missing; nothing was changed")
+        }
+    }
+
     /// Moves files into `retired/`, named by the certificate's serial.
     static func retire(_ files: [String], serial: String, in directory: URL) throws {
         let retired = directory.appendingPathComponent("retired")
@@ -142,7 +152,7 @@ enum Rotation {
 
     /// Signs the list anew (the next number, a fresh expiry) and writes it.
     static func writeList(_ content: inout RevocationList.Content, by authority: TrustRoot.Authority, in directory: URL) throws {
-        content.sequence += 1
+        content.sequence = RevocationList.nextSequence(after: content.sequence)
         content.updated = Date()
         content.expires = Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400)
         try RevocationList.write(content, by: authority, to: directory.appendingPathComponent("revocations.json"))

@@ -52,7 +52,12 @@ public struct Mirror: Sendable {
 
     /// Mirrors `packages` (every package when empty).
     public func run(packages: [String]) async throws -> Report {
-        try FileManager.default.createDirectory(at: tree.state.appendingPathComponent("incoming"), withIntermediateDirectories: true)
+        let incomingDirectory = tree.state.appendingPathComponent("incoming")
+        try FileManager.default.createDirectory(at: incomingDirectory, withIntermediateDirectories: true)
+        // Downloads a crash interrupted.
+        for leftover in (try? FileManager.default.contentsOfDirectory(at: incomingDirectory, includingPropertiesForKeys: nil)) ?? [] {
+            try? FileManager.default.removeItem(at: leftover)
+        }
         // The revocation list first: a tree is checked against the list it carries.
         do {
             let list = try await client.revocationList()
@@ -79,8 +84,15 @@ public struct Mirror: Sendable {
                 var latestWritten = false
                 for version in wanted {
                     let entry = PackageTree.Entry(name: version.name, version: version.version, platform: platform, artifact: version.artifact)
+                    // What the repository says becomes paths in the tree: each a plain segment of its kind.
+                    if let problem = PackageTree.problem(name: entry.name, version: entry.version, platform: platform, artifact: entry.artifact) {
+                        throw ClientError("the repository listed \(entry.name) \(entry.version) \(entry.artifact): \(problem)")
+                    }
                     let digest = SHA256Digest(hex: String(version.sha256.dropFirst("sha256:".count)))
                     if let existing = try? TrustedVerification.sha256(of: tree.archive(entry)), existing == digest {
+                        // The archive is there; its documents are brought up to date (the
+                        // repository attests again when its attestation key changes).
+                        try await refreshDocuments(entry)
                         report.present.append(entry)
                         placed[digest] = tree.archive(entry)
                         if version.version == latest?.version { latestWritten = true }
@@ -97,11 +109,8 @@ public struct Mirror: Sendable {
                     let attestation = try await client.attestation(entry.name, entry.version)
                     if let trust {
                         do {
-                            _ = try await TrustedVerification.verify(
-                                archive: incoming, expected: (entry.name, entry.version),
-                                signature: signature.flatMap { try? JSONDecoder().decode(PackageSignature.self, from: $0) },
-                                attestation: attestation.flatMap { try? JSONDecoder().decode(RepositoryAttestation.self, from: $0) },
-                                anchors: try await trust.anchors())
+                            _ = try await TrustedVerification.verify(archive: incoming, expected: (entry.name, entry.version), signature: signature,
+                                                                     attestation: attestation, anchors: try await trust.anchors())
                         } catch {
                             report.refused.append((entry, error.reason))
                             logger.error("not mirrored", metadata: ["package": "\(entry.name)", "version": "\(entry.version)", "reason": "\(error.reason)"])
@@ -120,6 +129,15 @@ public struct Mirror: Sendable {
             }
         }
         return report
+    }
+
+    /// Rewrites an archive's signature and attestation when the repository's differ.
+    func refreshDocuments(_ entry: PackageTree.Entry) async throws {
+        for (data, file) in [(try await client.signature(entry.name, entry.version), tree.signature(entry)),
+                             (try await client.attestation(entry.name, entry.version), tree.attestation(entry))] {
+            guard let data, (try? Data(contentsOf: file)) != data else { continue }
+            try data.write(to: file, options: .atomic)
+        }
     }
 
     /// Whether a version's build serves an L3AFD platform (a codename, or Windows).

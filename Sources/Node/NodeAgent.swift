@@ -54,7 +54,10 @@ public actor NodeAgent {
     var served: [String: String]
     /// Archives verified, by path, with the size, change time and revocation list they were
     /// verified with: checked again when any of them changes.
-    var verified: [String: (size: Int64, modified: Date, sequence: Int, result: VerifiedPackage)] = [:]
+    var verified: [String: (size: Int64, modified: Date, sequence: Int, at: Date, result: VerifiedPackage)] = [:]
+    /// How long a verification counts before it is made again (certificates and attestations
+    /// expire).
+    static let verificationLifetime: TimeInterval = 60
     var warned: Set<String> = []
     /// After the repository failed to answer, it is not asked again until then (requests are
     /// answered from the cache meanwhile, without waiting on it).
@@ -72,8 +75,18 @@ public actor NodeAgent {
         self.trust = trust
         self.logger = logger
         self.revocationRefresh = revocationRefresh
-        try FileManager.default.createDirectory(at: self.cache.state.appendingPathComponent("incoming"), withIntermediateDirectories: true)
-        served = (try? JSONDecoder().decode([String: String].self, from: Data(contentsOf: self.cache.state.appendingPathComponent("served.json")))) ?? [:]
+        try FileManager.default.createDirectory(at: self.cache.state.appendingPathComponent("incoming"), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        // What was served for `latest` is what rollback protection stands on: a record that
+        // exists but cannot be read stops the agent rather than being forgotten.
+        let record = self.cache.state.appendingPathComponent("served.json")
+        if FileManager.default.fileExists(atPath: record.path) {
+            do { served = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: record)) } catch {
+                throw Refused(status: 500, code: "state-unreadable", reason: "\(record.path) cannot be read (\(error)); restore it, or remove it to forget what was served")
+            }
+        } else {
+            served = [:]
+        }
         // Downloads a crash interrupted.
         for leftover in (try? FileManager.default.contentsOfDirectory(at: self.cache.state.appendingPathComponent("incoming"), includingPropertiesForKeys: nil)) ?? [] {
             try? FileManager.default.removeItem(at: leftover)
@@ -138,7 +151,14 @@ public actor NodeAgent {
             try await download(entry, digest: digest)
         }
         var result = try await check(entry)
-        if version == "latest" { remember(key, resolved) }
+        if version == "latest" {
+            // Checked again after every wait above: another request may have served a newer
+            // version meanwhile.
+            if mode == .trusted, let floor = served[key], let before = try? SemanticVersion(floor), let now = try? SemanticVersion(resolved), now < before {
+                throw Refused(status: 403, code: "rollback", reason: "rollback refused in trusted mode: \(floor) of \(name) was served for latest meanwhile")
+            }
+            try remember(key, resolved)
+        }
         if let rollback { result.warning = (result.warning.map { $0 + "; " } ?? "") + rollback }
         return result
     }
@@ -147,6 +167,10 @@ public actor NodeAgent {
     func check(_ entry: PackageTree.Entry) async throws(Refused) -> Served {
         let file = cache.archive(entry)
         let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
+        // Only regular files the agent wrote itself: a link could lead anywhere.
+        if let type = attributes?[.type] as? FileAttributeType, type != .typeRegular {
+            throw Refused(status: 500, code: "cache-invalid", reason: "\(file.path) is not a regular file")
+        }
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? 0
         let modified = attributes?[.modificationDate] as? Date ?? Date.distantPast
         switch mode {
@@ -162,19 +186,54 @@ public actor NodeAgent {
             let anchors: TrustAnchors
             do { anchors = try await trust!.anchors() } catch { throw refuse(entry, error) }
             let sequence = anchors.revocations?.sequence ?? 0
-            if let memo = verified[file.path], memo.size == size, memo.modified == modified, memo.sequence == sequence {
+            if let memo = verified[file.path], memo.size == size, memo.modified == modified, memo.sequence == sequence,
+               Date().timeIntervalSince(memo.at) < Self.verificationLifetime {
                 return Served(file: file, version: entry.version, digest: memo.result.digest, size: size)
             }
-            let documents = cache.documents(entry)
             do {
-                let result = try await TrustedVerification.verify(archive: file, expected: (entry.name, entry.version), signature: documents.signature,
-                                                                  attestation: documents.attestation, anchors: anchors)
-                verified[file.path] = (size, modified, sequence, result)
+                let result = try await verifyCached(entry, file: file, anchors: anchors)
+                verified[file.path] = (size, modified, sequence, Date(), result)
                 return Served(file: file, version: entry.version, digest: result.digest, size: size)
             } catch {
                 verified[file.path] = nil
                 throw refuse(entry, error)
             }
+        }
+    }
+
+    /// Verifies a cached archive with its documents. When they no longer verify (the
+    /// repository attested again with a new key, say), the documents are fetched once more from
+    /// upstream, if it answers, and checked again; the archive itself is never replaced.
+    func verifyCached(_ entry: PackageTree.Entry, file: URL, anchors: TrustAnchors) async throws(VerificationRefusal) -> VerifiedPackage {
+        let documents = cache.documents(entry)
+        do {
+            return try await TrustedVerification.verify(archive: file, expected: (entry.name, entry.version), signature: documents.signature,
+                                                        attestation: documents.attestation, anchors: anchors)
+        } catch {
+            guard [.attestationUntrusted, .attestationMissing, .attestationMismatch, .untrusted].contains(error.link),
+                  let fresh = await upstreamDocuments(entry) else { throw error }
+            let result = try await TrustedVerification.verify(archive: file, expected: (entry.name, entry.version), signature: fresh.signature,
+                                                              attestation: fresh.attestation, anchors: anchors)
+            for (data, destination) in [(fresh.signature, cache.signature(entry)), (fresh.attestation, cache.attestation(entry))] {
+                if let data { try? data.write(to: destination, options: .atomic) }
+            }
+            logger.info("documents renewed", metadata: ["package": "\(entry.name)", "version": "\(entry.version)"])
+            return result
+        }
+    }
+
+    /// The signature and attestation upstream has for a version, when it answers.
+    func upstreamDocuments(_ entry: PackageTree.Entry) async -> (signature: Data?, attestation: Data?)? {
+        switch upstream {
+        case let .registry(client):
+            if let until = upstreamDownUntil, until > Date() { return nil }
+            do { return (try await client.signature(entry.name, entry.version), try await client.attestation(entry.name, entry.version)) } catch {
+                upstreamDownUntil = Date().addingTimeInterval(Self.upstreamPause)
+                return nil
+            }
+        case let .tree(tree):
+            guard FileManager.default.fileExists(atPath: tree.archive(entry).path) else { return nil }
+            return tree.documents(entry)
         }
     }
 
@@ -184,13 +243,21 @@ public actor NodeAgent {
         return Refused(status: 403, code: "untrusted-\(refusal.link.rawValue)", reason: "\(entry.name) \(entry.version) refused in trusted mode: \(refusal.reason)")
     }
 
-    func remember(_ key: String, _ version: String) {
+    /// Records the highest version served for `latest`; in trusted mode nothing is served that
+    /// could not be recorded.
+    func remember(_ key: String, _ version: String) throws(Refused) {
         if let floor = served[key], let before = try? SemanticVersion(floor), let now = try? SemanticVersion(version), now <= before { return }
-        served[key] = version
+        var next = served
+        next[key] = version
         do {
-            try JSONEncoder().encode(served).write(to: cache.state.appendingPathComponent("served.json"), options: .atomic)
+            try JSONEncoder().encode(next).write(to: cache.state.appendingPathComponent("served.json"), options: .atomic)
+            served = next
         } catch {
             logger.error("cannot record the versions served", metadata: ["error": "\(error)"])
+            guard mode == .normal else {
+                throw Refused(status: 500, code: "state-unwritable", reason: "what is served cannot be recorded, so rollbacks could not be refused: \(error)")
+            }
+            served = next
         }
     }
 
@@ -208,6 +275,10 @@ public actor NodeAgent {
                 let summary = try decoder.decode(VersionSummary.self, from: data)
                 guard summary.artifact == artifact else {
                     return .notFound(404, "artifact-mismatch", "the artifact of \(name) \(summary.version) is \(summary.artifact), not \(artifact)")
+                }
+                // What upstream says becomes a path in the cache: only a version, nothing else.
+                guard summary.version != "latest", PackageTree.problem(name: name, version: summary.version, platform: platform, artifact: artifact) == nil else {
+                    return .notFound(502, "upstream-invalid", "the repository answered with \"\(summary.version)\", which is not a version")
                 }
                 return .version(summary.version, SHA256Digest(hex: String(summary.sha256.dropFirst("sha256:".count))))
             } catch let problem as RegistryProblem where (400..<500).contains(problem.status) && problem.status != 429 {
@@ -245,10 +316,15 @@ public actor NodeAgent {
                 signature = try await client.signature(entry.name, entry.version)
                 attestation = try await client.attestation(entry.name, entry.version)
             case let .tree(tree):
+                // Contents only: a link in the tree is not followed out of it, nor copied as a link.
+                guard (try? FileManager.default.attributesOfItem(atPath: tree.archive(entry).path))?[.type] as? FileAttributeType == .typeRegular else {
+                    throw Refused(status: 502, code: "upstream-invalid", reason: "\(tree.archive(entry).path) is not a regular file")
+                }
                 try FileManager.default.copyItem(at: tree.archive(entry), to: incoming)
-                signature = try? Data(contentsOf: tree.signature(entry))
-                attestation = try? Data(contentsOf: tree.attestation(entry))
+                (signature, attestation) = tree.documents(entry)
             }
+        } catch let refused as Refused {
+            throw refused
         } catch {
             throw Refused(status: 502, code: "upstream-failed", reason: "\(entry.name) \(entry.version) could not be fetched: \(error)")
         }
@@ -256,10 +332,8 @@ public actor NodeAgent {
             let anchors: TrustAnchors
             do { anchors = try await trust!.anchors() } catch { throw refuse(entry, error) }
             do {
-                _ = try await TrustedVerification.verify(
-                    archive: incoming, expected: (entry.name, entry.version),
-                    signature: signature.flatMap { try? JSONDecoder().decode(PackageSignature.self, from: $0) },
-                    attestation: attestation.flatMap { try? JSONDecoder().decode(RepositoryAttestation.self, from: $0) }, anchors: anchors)
+                _ = try await TrustedVerification.verify(archive: incoming, expected: (entry.name, entry.version), signature: signature,
+                                                         attestation: attestation, anchors: anchors)
             } catch {
                 throw refuse(entry, error)
             }

@@ -87,8 +87,9 @@ public struct PackageTree: Sendable {
     }
 
     /// Places an archive (moved from `file`, on the same file system) and its documents: the
-    /// documents first, the archive last, each by rename, so a reader never sees an archive
-    /// without what vouches for it.
+    /// documents first, the archive last, each by rename, so a reader never sees a new archive
+    /// beside the documents of another (an archive upstream has no document for is placed
+    /// without one).
     public func place(_ entry: Entry, archive file: URL, signature: Data?, attestation: Data?) throws {
         try FileManager.default.createDirectory(at: directory(entry), withIntermediateDirectories: true)
         for (data, destination) in [(signature, self.signature(entry)), (attestation, self.attestation(entry))] {
@@ -99,11 +100,10 @@ public struct PackageTree: Sendable {
         }
     }
 
-    /// The signature and attestation beside an archive, as far as they can be read.
-    public func documents(_ entry: Entry) -> (signature: PackageSignature?, attestation: RepositoryAttestation?) {
-        let signature = (try? Data(contentsOf: self.signature(entry))).flatMap { try? JSONDecoder().decode(PackageSignature.self, from: $0) }
-        let attestation = (try? Data(contentsOf: self.attestation(entry))).flatMap { try? JSONDecoder().decode(RepositoryAttestation.self, from: $0) }
-        return (signature, attestation)
+    /// The signature and attestation files beside an archive, as they are (nil when absent);
+    /// ``TrustedVerification/documents(signature:attestation:)`` reads them.
+    public func documents(_ entry: Entry) -> (signature: Data?, attestation: Data?) {
+        (try? Data(contentsOf: signature(entry)), try? Data(contentsOf: attestation(entry)))
     }
 
     /// Every archive in the tree (links to `latest` not followed), in order.

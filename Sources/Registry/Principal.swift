@@ -111,8 +111,8 @@ public enum Action: Sendable, Equatable {
     case certifyKey
     /// Revoking the certificates of a key of `user`'s.
     case revokeKey(user: String)
-    /// Granting or taking back signing rights; `orgAdmins` when the patterns lie in an
-    /// organisation's namespace (its admins may), nil for others (admins only).
+    /// Granting or taking back signing rights; `org` when an organisation's admins may grant
+    /// the pattern (passed as owners), nil when only admins may.
     case grantSigning(org: String?)
 }
 

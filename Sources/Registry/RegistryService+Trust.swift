@@ -27,21 +27,34 @@ extension RegistryService {
 
     // MARK: Grants
 
-    /// The organisation whose namespace holds a pattern (`acme` or `acme-...`), if any.
-    func namespace(of pattern: String) async throws -> String? {
+    /// The organisation whose admins may grant `pattern`, if any (else only admins may): an
+    /// exact name in its namespace (`acme`, `acme-...`, the longest organisation name that fits)
+    /// that is not a package of another organisation or of none, or `acme-*` when no other
+    /// organisation's name lies under it.
+    func grantingOrganisation(of pattern: String) async throws -> String? {
         let canonical = PackageName.canonicalForm(pattern)
-        return try await organisations.organisations().map(\.name)
-            .filter { canonical == $0 || canonical.hasPrefix($0 + "-") }.max { $0.count < $1.count }
+        let names = try await organisations.organisations().map(\.name)
+        if !pattern.contains("*") {
+            guard let org = names.filter({ canonical == $0 || canonical.hasPrefix($0 + "-") }).max(by: { $0.count < $1.count }) else { return nil }
+            if try await metadata.package(canonical: canonical) != nil, try await organisations.organisation(ofPackage: canonical) != org { return nil }
+            return org
+        }
+        guard let org = names.first(where: { canonical == $0 + "-*" }),
+              !names.contains(where: { $0 != org && $0.hasPrefix(org + "-") }) else { return nil }
+        return org
     }
 
+    /// Grants `user` signing for each pattern, once every one of them is allowed.
     public func grantSigning(user: String, packages: [String], by principal: Principal?) async throws -> [SigningGrantBody] {
         guard !packages.isEmpty else { throw RegistryError.invalidRequest("name at least one package or pattern") }
-        var granted: [SigningGrantBody] = []
         for pattern in packages {
             try Self.validatePattern(pattern)
-            let org = try await namespace(of: pattern)
+            let org = try await grantingOrganisation(of: pattern)
             try await authorize(.grantSigning(org: org), principal, owners: try await org.asyncMap { try await organisationAdmins($0) },
                                 target: user)
+        }
+        var granted: [SigningGrantBody] = []
+        for pattern in packages {
             let grant: SigningGrant
             do {
                 grant = try await trust.addGrant(SigningGrant(user: user, pattern: pattern, grantedBy: principal?.name ?? "", createdAt: Date()))
@@ -62,7 +75,7 @@ extension RegistryService {
     public func revokeGrant(id: Int, by principal: Principal?) async throws {
         guard principal != nil else { throw RegistryError.unauthenticated }
         guard let grant = try await trust.grants(user: nil).first(where: { $0.id == id }) else { throw RegistryError.signingGrantNotFound(id) }
-        let org = try await namespace(of: grant.pattern)
+        let org = try await grantingOrganisation(of: grant.pattern)
         try await authorize(.grantSigning(org: org), principal, owners: try await org.asyncMap { try await organisationAdmins($0) },
                             target: grant.user)
         _ = try await trust.removeGrant(id: id)
@@ -98,7 +111,12 @@ extension RegistryService {
             throw RegistryError.invalidRequest("the proof is not the key's signature of \"\(String(decoding: message, as: UTF8.self))\"")
         }
         let revoked = try await trust.revocations()
-        if revoked.contains(where: { $0.keyID == keyID }) { throw RegistryError.signingKeyRevoked(keyID) }
+        let issued = try await trust.certificates(user: nil, keyID: keyID)
+        if revoked.contains(where: { $0.keyID == keyID }) || issued.contains(where: { $0.revokedAt != nil }) {
+            throw RegistryError.signingKeyRevoked(keyID)
+        }
+        // A key belongs to one user: another's key is not certified for this one.
+        if let holder = issued.first?.user, holder != user { throw RegistryError.forbidden("the key \(keyID) is certified for another user") }
         let grants = try await trust.grants(user: user).map(\.pattern)
         let wanted = request.packages ?? grants
         guard !wanted.isEmpty else { throw RegistryError.signingNotGranted(["any package"]) }
@@ -107,6 +125,13 @@ extension RegistryService {
         // matches, that grant's pattern matches too.
         let uncovered = wanted.filter { asked in !grants.contains { PackageName.pattern($0, covers: asked) } }
         guard uncovered.isEmpty else { throw RegistryError.signingNotGranted(uncovered) }
+        // A token limited to some packages certifies for those only.
+        if let principal, !principal.packages.isEmpty {
+            let beyond = wanted.filter { asked in !principal.packages.contains { PackageName.pattern($0, covers: asked) } }
+            guard beyond.isEmpty else {
+                throw RegistryError.forbidden("this token is limited to packages \(principal.packages.joined(separator: ", ")), not \(beyond.joined(separator: ", "))")
+            }
+        }
         let now = Date()
         let days = max(1, min(signing.certificateDays, Int(signing.intermediate.certificate.notValidAfter.timeIntervalSince(now) / 86400)))
         let certificate = try TrustRoot.certify(key, user: user, packages: wanted, days: days, by: signing.intermediate, now: now)
@@ -141,7 +166,12 @@ extension RegistryService {
         }
         await audit("signing-key.revoke", principal, target: owner, detail: "\(keyID)" + (reason.map { ": \($0)" } ?? ""))
         logger.notice("revoked a signing key", metadata: ["key": "\(keyID)", "certificates": "\(revoked.count)"])
-        if signing != nil { _ = try await revocationList(forceNew: true) }
+        // Revoked now, listed now; should signing fail, the next request for the list signs it.
+        if signing != nil {
+            do { _ = try await revocationList(forceNew: true) } catch {
+                logger.error("could not sign the revocation list", metadata: ["error": "\(error)"])
+            }
+        }
         let now = Date()
         return revoked.map { Self.body($0, now: now) }
     }
@@ -179,10 +209,8 @@ extension RegistryService {
                Set(content.revoked.map(\.serial)) == Set(revoked.map(\.serial)) {
                 return stored.document
             }
-            let sequence = (stored?.sequence ?? 0) + 1
-            let content = RevocationList.Content(
-                sequence: sequence, updated: now, expires: now.addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
-                revoked: revoked.map { .init(serial: $0.serial, key_id: $0.keyID, revoked_at: $0.revokedAt, reason: $0.reason) })
+            let sequence = RevocationList.nextSequence(after: stored?.sequence ?? 0, now: now)
+            let content = Self.content(revoked, sequence: sequence, now: now, lifetime: Double(RevocationList.lifetimeDays) * 86400)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let document = try encoder.encode(try RevocationList.sign(content, by: signing.intermediate))
@@ -192,14 +220,34 @@ extension RegistryService {
             }
             // Another request signed one meanwhile: look again.
         }
-        throw RegistryError.invalidRequest("the revocation list is being rewritten; try again")
+        throw RegistryError.rateLimited(retryAfter: 1, reason: "the revocation list is being signed anew")
     }
 
     /// Revocations as the repository knows them now, for checking uploads.
     func currentRevocations(now: Date) async throws -> RevocationList.Content {
-        let revoked = try await trust.revocations()
-        return RevocationList.Content(sequence: 0, updated: now, expires: now.addingTimeInterval(60),
-                                      revoked: revoked.map { .init(serial: $0.serial, key_id: $0.keyID, revoked_at: $0.revokedAt, reason: $0.reason) })
+        Self.content(try await trust.revocations(), sequence: 0, now: now, lifetime: 60)
+    }
+
+    static func content(_ revoked: [RevokedCertificate], sequence: Int, now: Date, lifetime: TimeInterval) -> RevocationList.Content {
+        RevocationList.Content(sequence: sequence, updated: now, expires: now.addingTimeInterval(lifetime),
+                               revoked: revoked.map { .init(serial: $0.serial, key_id: $0.keyID, revoked_at: $0.revokedAt, reason: $0.reason) })
+    }
+
+    /// Takes in the revocations of the authority's directory (made with `epr trust revoke` or a
+    /// rotation) when its list changed since `seen`; returns the file's date.
+    public func importOfflineRevocations(seen: Date?) async -> Date? {
+        guard let signing, let directory = signing.directory else { return seen }
+        let file = directory.appendingPathComponent("revocations.json")
+        guard let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date else { return seen }
+        if let seen, seen >= modified { return seen }
+        do {
+            if let (list, content) = try await SigningAuthority.offlineRevocations(directory: directory, roots: signing.roots) {
+                try await importRevocations(list, content: content)
+            }
+        } catch {
+            logger.error("the authority's revocation list cannot be taken in", metadata: ["file": "\(file.path)", "error": "\(error)"])
+        }
+        return modified
     }
 
     // MARK: Signatures on upload
@@ -243,10 +291,13 @@ extension RegistryService {
     // MARK: Attestations
 
     /// Attests what is waiting whenever a submission moves, and every minute (a version
-    /// published while the signing authority was away, or before a crash, is attested here).
+    /// published while the signing authority was away, or before a crash, is attested here);
+    /// takes in the authority's own revocation list when it changed.
     public func runAttestations() async {
+        var revocationsSeen: Date?
         while !Task.isCancelled {
             let generation = notices.generation
+            revocationsSeen = await importOfflineRevocations(seen: revocationsSeen)
             do { try await attestPending() } catch {
                 logger.error("could not attest published versions", metadata: ["error": "\(error)"])
             }
@@ -274,7 +325,8 @@ extension RegistryService {
                                                              key: signing.attestationKey, chain: signing.attestationChain)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try await trust.setAttestation(canonical: pending.canonical, version: pending.version, document: try encoder.encode(attestation))
+            try await trust.setAttestation(canonical: pending.canonical, version: pending.version, document: try encoder.encode(attestation),
+                                           keyID: SigningKeys.keyID(signing.attestationKey.publicKey))
             cache.invalidate(pending.canonical)
             logger.info("attested", metadata: ["package": "\(version.package)", "version": "\(version.version)", "digest": "\(version.digest)"])
             count += 1

@@ -125,7 +125,9 @@ public struct RegistryService: Sendable {
         }
         if submission.state == .published {
             cache.invalidate(manifest.name.canonical)
-            _ = try? await attestPending()
+            do { try await attestPending() } catch {
+                logger.error("could not attest; the background sweep tries again", metadata: ["error": "\(error)"])
+            }
         }
         await audit("submit", principal, target: "\(manifest.name)@\(manifest.version)", detail: "\(submission.id) sha256:\(digest.hex)")
         logger.info("submitted", metadata: ["package": "\(manifest.name)", "version": "\(manifest.version)", "submission": "\(submission.id)",

@@ -17,9 +17,13 @@ public struct SigningAuthority: Sendable {
     public var attestationChain: [Certificate]
     /// Days a contributor's certificate is valid.
     public var certificateDays: Int
+    /// The directory it was loaded from, whose revocation list (kept by the authority's own
+    /// tools) the repository takes in.
+    public var directory: URL?
 
     public init(repository: String, roots: [Certificate], intermediate: TrustRoot.Authority, attestationKey: P256.Signing.PrivateKey,
-                attestationChain: [Certificate], certificateDays: Int) {
+                attestationChain: [Certificate], certificateDays: Int, directory: URL? = nil) {
+        self.directory = directory
         self.repository = repository
         self.roots = roots
         self.intermediate = intermediate
@@ -88,7 +92,7 @@ public struct SigningAuthority: Sendable {
         }
         guard let key, let certificate else { throw LoadError.invalid("no attestation key") }
         return SigningAuthority(repository: repository, roots: roots, intermediate: intermediate, attestationKey: key,
-                                attestationChain: [certificate, intermediateCertificate], certificateDays: certificateDays)
+                                attestationChain: [certificate, intermediateCertificate], certificateDays: certificateDays, directory: directory)
     }
 
     /// The revocation list the authority's directory holds, when there is one that verifies.
@@ -104,10 +108,13 @@ public struct SigningAuthority: Sendable {
 
 /// Files only their owner reads.
 public enum SecretFiles {
-    /// Writes a file readable by its owner only from the first byte, and syncs it.
-    public static func save(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path]) }
+    /// Writes a file readable by its owner only from the first byte, and syncs it; with
+    /// `exclusive`, never over an existing file.
+    public static func save(_ text: String, to path: String, exclusive: Bool = false) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o600)
+        guard fd >= 0 else {
+            throw CocoaError(errno == EEXIST ? .fileWriteFileExists : .fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+        }
         defer { close(fd) }
         let bytes = Array(text.utf8)
         guard fchmod(fd, 0o600) == 0, write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {

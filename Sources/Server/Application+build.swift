@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import PackageFormat
 import Registry
+import Signing
 import Storage
 
 /// The running registry: its application and the pieces tests and commands need.
@@ -152,6 +153,9 @@ extension RegistryServer {
         if let (list, content) = try await SigningAuthority.offlineRevocations(directory: directory, roots: authority.roots) {
             try await registry.importRevocations(list, content: content)
         }
+        // A new attestation key (renewed, or under a new authority) attests everything again.
+        let again = try await registry.trust.requestAttestations(unlessSignedBy: SigningKeys.keyID(authority.attestationKey.publicKey))
+        if again > 0 { logger.notice("attesting published versions again with the current attestation key", metadata: ["versions": "\(again)"]) }
         logger.notice("signing authority loaded", metadata: [
             "intermediate": "\(authority.intermediate.certificate.subject)", "until": "\(authority.intermediate.certificate.notValidAfter)",
             "require_signatures": "\(configuration.requireSignatures)"])

@@ -123,26 +123,18 @@ public struct PackageSignature: Codable, Sendable, Equatable {
         }
     }
 
-    /// Trusted mode: the signer's certificate chains to one of `roots` and allows this package,
+    /// The signature's part of trusted mode (no attestation): the signer's certificate chains
+    /// to one of `roots` and allows this package, nothing of it is revoked in `revocations`,
     /// its key signed, and the package is exactly what was signed. Returns the statement and the
     /// signer.
     public func verify(_ report: PackageReport, trustedRoots roots: [Certificate], revocations: RevocationList? = nil,
                        at time: Date = Date()) async throws -> (statement: Statement, signer: String) {
-        guard let package = report.manifest?.name.value else { throw Failure.invalidPackage("the package has no readable manifest") }
-        let chain: [Certificate]
-        do { chain = try (certificates ?? []).map { try Certificate(pemEncoded: $0) } } catch {
-            throw Failure.malformedEnvelope("a certificate in the signature cannot be read")
-        }
-        if let revocations {
-            let content = try await revocations.verifiedContent(roots: roots, at: time)
-            for certificate in chain {
-                if let entry = content.entry(for: certificate) {
-                    throw TrustRoot.Failure.revoked(serial: RevocationList.serial(of: certificate), reason: entry.reason)
-                }
-            }
-        }
-        let (key, signer) = try await TrustRoot.verify(chain: chain, roots: roots, package: package, at: time)
-        return (try verify(report, key: key), signer)
+        let content = try await revocations?.verifiedContent(roots: roots, at: time)
+        let result = try await TrustedVerification.verify(digest: report.sha256, report: report, expected: nil, signature: self, attestation: nil,
+                                                          anchors: TrustAnchors(roots: roots, revocations: content), at: time,
+                                                          requireAttestation: false)
+        guard let statement = claimedStatement() else { throw Failure.malformedEnvelope("the statement cannot be read") }
+        return (statement, result.signer)
     }
 
     /// Checks the signature by `key` and that the package is exactly what was signed: the

@@ -99,7 +99,9 @@ public struct RepositoryAttestation: Codable, Sendable, Equatable {
 
     /// The statement, once the attestation's certificate chains to one of `roots` at `time` as
     /// a repository's, no certificate of its chain is revoked, and its signature verifies.
-    public func verifiedStatement(roots: [Certificate], revocations: RevocationList.Content?, at time: Date = Date()) async throws -> Statement {
+    /// With `repository`, the attestation must be that repository's.
+    public func verifiedStatement(roots: [Certificate], revocations: RevocationList.Content?, repository: String? = nil,
+                                  at time: Date = Date()) async throws -> Statement {
         guard payloadType == PackageSignature.payloadType, let payload = Data(base64Encoded: payload) else {
             throw Failure.malformed("not a DSSE envelope of an in-toto statement")
         }
@@ -122,6 +124,14 @@ public struct RepositoryAttestation: Codable, Sendable, Equatable {
         guard statement._type == PackageSignature.statementType, statement.predicateType == Self.predicateType,
               statement.subject.count == 1 else {
             throw Failure.malformed("the statement is not a repository attestation")
+        }
+        // The repository the statement names is the one its certificate names.
+        let certified = chain.first.flatMap(TrustRoot.repository(of:))
+        guard statement.predicate.repository == certified else {
+            throw Failure.untrusted("it names the repository \(statement.predicate.repository), but its certificate is \(certified ?? "no repository")'s")
+        }
+        if let repository, certified != repository {
+            throw Failure.untrusted("it is the repository \(certified ?? "?")'s, not \(repository)'s")
         }
         return statement
     }

@@ -53,6 +53,17 @@ public struct RevocationList: Codable, Sendable, Equatable {
     /// Days a list is good for.
     public static let lifetimeDays = 30
 
+    /// The number of the next list: above the last one, and at least the time in seconds since
+    /// 1970, so that lists signed in different places (the repository, the authority's own
+    /// tools) follow each other in the order they were made rather than collide.
+    public static func nextSequence(after previous: Int, now: Date = Date()) -> Int {
+        max(previous + 1, Int(now.timeIntervalSince1970))
+    }
+
+    /// The highest sequence number a list may carry at `time`: numbers count up with time, so
+    /// one far ahead of it could shut out every later list.
+    public static func highestSequence(at time: Date) -> Int { Int(time.timeIntervalSince1970) + 86400 }
+
     public var payloadType: String
     public var payload: String
     public var signatures: [PackageSignature.Signature]
@@ -90,6 +101,9 @@ public struct RevocationList: Codable, Sendable, Equatable {
         return Data(base64Encoded: payload).flatMap { try? decoder.decode(Content.self, from: $0).updated } ?? Date()
     }
 
+    /// The signing authority's certificate, unverified (to see who signed a list).
+    public var signer: Certificate? { certificates.first.flatMap { try? Certificate(pemEncoded: $0) } }
+
     /// The list's content once its signer is shown to be a certificate authority under one of
     /// `roots` and its signature verifies.
     public func verifiedContent(roots: [Certificate], at time: Date = Date()) async throws -> Content {
@@ -112,6 +126,13 @@ public struct RevocationList: Codable, Sendable, Equatable {
             throw TrustRoot.Failure.untrusted("the revocation list is malformed: \(error)")
         }
         guard content.expires > time else { throw TrustRoot.Failure.untrusted("the revocation list expired on \(content.expires); get a current one") }
+        // A list made in the future, living longer than lists live, or numbered beyond what the
+        // time allows, is no list its authority would make.
+        guard content.updated <= time.addingTimeInterval(300),
+              content.expires.timeIntervalSince(content.updated) <= Double(Self.lifetimeDays + 1) * 86400,
+              content.sequence <= Self.highestSequence(at: max(time, content.updated)) else {
+            throw TrustRoot.Failure.untrusted("the revocation list's dates or number are out of bounds")
+        }
         guard content.entry(for: signer) == nil else { throw TrustRoot.Failure.untrusted("the revocation list's own signer is revoked") }
         return content
     }

@@ -70,35 +70,31 @@ public enum TrustRoot {
     public static func certify(_ publicKey: P256.Signing.PublicKey, user: String, packages: [String], days: Int, by authority: Authority,
                                now: Date = Date()) throws -> Certificate {
         guard !packages.isEmpty else { throw Failure.invalid("name at least one package or pattern the key may sign") }
-        let subject = try DistinguishedName { CommonName(user) }
         let names = [GeneralName.uniformResourceIdentifier(signerScheme + user)] + packages.map { .uniformResourceIdentifier(packageScheme + $0) }
-        return try Certificate(
+        return try leaf(publicKey, commonName: user, names: names, days: days, by: authority, now: now)
+    }
+
+    /// A certificate for the key the repository `name` signs its attestations with.
+    public static func certifyRepository(_ publicKey: P256.Signing.PublicKey, name: String, days: Int, by authority: Authority,
+                                         now: Date = Date()) throws -> Certificate {
+        try leaf(publicKey, commonName: "\(name) attestations", names: [.uniformResourceIdentifier(repositoryScheme + name)], days: days,
+                 by: authority, now: now)
+    }
+
+    /// A signing leaf: no CA, digitalSignature, code signing, the names given; never valid past
+    /// its authority.
+    static func leaf(_ publicKey: P256.Signing.PublicKey, commonName: String, names: [GeneralName], days: Int, by authority: Authority,
+                     now: Date) throws -> Certificate {
+        try Certificate(
             version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(Double(days) * 86400), issuer: authority.certificate.subject, subject: subject,
+            notValidAfter: min(now.addingTimeInterval(Double(days) * 86400), authority.certificate.notValidAfter),
+            issuer: authority.certificate.subject, subject: try DistinguishedName { CommonName(commonName) },
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.codeSigning])
                 SubjectAlternativeNames(names)
-                AuthorityKeyIdentifier(keyIdentifier: try authority.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
-            },
-            issuerPrivateKey: .init(authority.key))
-    }
-
-    /// A certificate for the key the repository `name` signs its attestations with.
-    public static func certifyRepository(_ publicKey: P256.Signing.PublicKey, name: String, days: Int, by authority: Authority,
-                                         now: Date = Date()) throws -> Certificate {
-        try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: min(now.addingTimeInterval(Double(days) * 86400), authority.certificate.notValidAfter),
-            issuer: authority.certificate.subject, subject: try DistinguishedName { CommonName("\(name) attestations") },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.codeSigning])
-                SubjectAlternativeNames([.uniformResourceIdentifier(repositoryScheme + name)])
                 AuthorityKeyIdentifier(keyIdentifier: try authority.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
             },
             issuerPrivateKey: .init(authority.key))

@@ -14,10 +14,13 @@ public enum TrustMode: String, Sendable, CaseIterable, Codable {
 public struct TrustAnchors: Sendable {
     public var roots: [Certificate]
     public var revocations: RevocationList.Content?
+    /// The repository whose attestations count (`epr-repository:NAME`); any under the roots when nil.
+    public var repository: String?
 
-    public init(roots: [Certificate], revocations: RevocationList.Content?) {
+    public init(roots: [Certificate], revocations: RevocationList.Content?, repository: String? = nil) {
         self.roots = roots
         self.revocations = revocations
+        self.repository = repository
     }
 
     /// Roots from a PEM file (one or more certificates), and a revocation list file when given,
@@ -118,7 +121,10 @@ public enum TrustedVerification {
         // signature was checked: their certificate must have been valid then.
         var attested: RepositoryAttestation.Statement?
         if let attestation {
-            do { attested = try await attestation.verifiedStatement(roots: anchors.roots, revocations: anchors.revocations, at: now) } catch {
+            do {
+                attested = try await attestation.verifiedStatement(roots: anchors.roots, revocations: anchors.revocations,
+                                                                   repository: anchors.repository, at: now)
+            } catch {
                 throw VerificationRefusal(.attestationUntrusted, "\(error)")
             }
         }
@@ -186,6 +192,32 @@ public enum TrustedVerification {
             throw VerificationRefusal(.attestationMismatch, "the repository attested a signature by another key (\(predicate.signer_key_id ?? "none"))")
         }
         return VerifiedPackage(package: package, version: version, digest: digest, signer: signer, keyID: keyID, attestation: predicate)
+    }
+
+    /// A signature and an attestation as files hold them: absent is nil, but present and
+    /// unreadable is refused as such (never taken for absent).
+    public static func documents(signature: Data?, attestation: Data?) throws(VerificationRefusal)
+        -> (signature: PackageSignature?, attestation: RepositoryAttestation?) {
+        var decoded: (PackageSignature?, RepositoryAttestation?) = (nil, nil)
+        if let signature {
+            do { decoded.0 = try JSONDecoder().decode(PackageSignature.self, from: signature) } catch {
+                throw VerificationRefusal(.malformedSignature, "the signature is not a DSSE envelope: \(error)")
+            }
+        }
+        if let attestation {
+            do { decoded.1 = try JSONDecoder().decode(RepositoryAttestation.self, from: attestation) } catch {
+                throw VerificationRefusal(.attestationUntrusted, "the repository attestation cannot be read: \(error)")
+            }
+        }
+        return decoded
+    }
+
+    /// Trusted mode over documents as files hold them.
+    public static func verify(archive: URL, expected: (package: String, version: String)?, signature: Data?, attestation: Data?,
+                              anchors: TrustAnchors, at now: Date = Date()) async throws(VerificationRefusal) -> VerifiedPackage {
+        let decoded = try documents(signature: signature, attestation: attestation)
+        return try await verify(archive: archive, expected: expected, signature: decoded.signature, attestation: decoded.attestation,
+                                anchors: anchors, at: now)
     }
 
     /// The SHA-256 of a file, read in pieces.

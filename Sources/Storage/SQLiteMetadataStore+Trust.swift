@@ -33,6 +33,9 @@ extension SQLiteMetadataStore: TrustStore {
         "CREATE TABLE revocation_lists (sequence INTEGER PRIMARY KEY, document BLOB NOT NULL, created_at REAL NOT NULL)",
     ]
 
+    /// Which attestation key made each attestation, so that a new key attests everything again.
+    static let attestationKeyMigration = ["ALTER TABLE versions ADD COLUMN attestation_key TEXT"]
+
     public func addGrant(_ grant: SigningGrant) async throws -> SigningGrant {
         try await transaction { writer in
             guard try await !writer.query("SELECT 1 FROM users WHERE name = ?", [.text(grant.user)]).isEmpty else {
@@ -144,9 +147,20 @@ extension SQLiteMetadataStore: TrustStore {
         }
     }
 
-    public func setAttestation(canonical: String, version: String, document: Data) async throws {
-        try await execute("UPDATE versions SET attestation = ?, attestation_pending = 0 WHERE canonical = ? AND version_key = ?",
-                          [.blob(ByteBuffer(bytes: document)), .text(canonical), .text(Self.versionKey(version))])
+    public func setAttestation(canonical: String, version: String, document: Data, keyID: String) async throws {
+        try await execute("""
+            UPDATE versions SET attestation = ?, attestation_key = ?, attestation_pending = 0 WHERE canonical = ? AND version_key = ?
+            """, [.blob(ByteBuffer(bytes: document)), .text(keyID), .text(canonical), .text(Self.versionKey(version))])
+    }
+
+    public func requestAttestations(unlessSignedBy keyID: String) async throws -> Int {
+        try await writeLock.withLock { [writer] in
+            _ = try await writer.query("""
+                UPDATE versions SET attestation_pending = 1
+                WHERE attestation IS NOT NULL AND attestation_pending = 0 AND (attestation_key IS NULL OR attestation_key != ?)
+                """, [.text(keyID)])
+            return try await Self.changes(writer)
+        }
     }
 
     private static func grant(_ row: SQLiteRow) -> SigningGrant {

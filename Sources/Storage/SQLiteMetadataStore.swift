@@ -142,6 +142,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         submissionsMigration,
         eventsMigration,
         trustMigration,
+        attestationKeyMigration,
     ]
 
     public func migrate() async throws {

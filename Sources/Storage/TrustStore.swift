@@ -108,5 +108,10 @@ public protocol TrustStore: Sendable {
 
     /// Published versions waiting for the repository's attestation, oldest first.
     func pendingAttestations(limit: Int) async throws -> [PendingAttestation]
-    func setAttestation(canonical: String, version: String, document: Data) async throws
+    /// Stores a version's attestation, made with the key `keyID`, and takes it off the list.
+    func setAttestation(canonical: String, version: String, document: Data, keyID: String) async throws
+    /// Puts back on the list every attestation made with another key than `keyID` (the
+    /// repository's key changed: what it attested before is attested again with the new one, so
+    /// that attestations never outlive their certificate); returns how many.
+    func requestAttestations(unlessSignedBy keyID: String) async throws -> Int
 }

@@ -168,7 +168,7 @@ import X509
                 let attestationKey = try P256.Signing.PrivateKey(pemRepresentation: String(
                     contentsOf: world.server.data.appendingPathComponent("attestation.key"), encoding: .utf8))
                 let chain = try TrustRoot.certificates(pem: String(contentsOf: world.server.data.appendingPathComponent("attestation.crt"), encoding: .utf8))
-                let existing = try #require(tree.documents(target).attestation)
+                let existing = try JSONDecoder().decode(RepositoryAttestation.self, from: try #require(tree.documents(target).attestation))
                 let decoder = JSONDecoder()
                 decoder.dateDecodingStrategy = .iso8601
                 var statement = try decoder.decode(RepositoryAttestation.Statement.self, from: Data(base64Encoded: existing.payload) ?? Data())
@@ -182,6 +182,26 @@ import X509
                 let otherEntry = PackageTree.Entry(name: "xdp-proto-counter", version: "1.0.0", platform: "jammy", artifact: "xdp_proto_counter.tar.gz")
                 try FileManager.default.removeItem(at: tree.signature(target))
                 try FileManager.default.copyItem(at: tree.signature(otherEntry), to: tree.signature(target))
+            },
+            Case(name: "malformed signature", link: "signature-malformed", words: "not a DSSE envelope") { tree in
+                try Data("{\"not\": \"an envelope\"}".utf8).write(to: tree.signature(target))
+            },
+            Case(name: "attestation signed by a contributor's key", link: "attestation-untrusted", words: "not a repository's") { tree in
+                // Alice's certified key, not the repository's, signs a statement in the attestation's form.
+                let alice = try SigningKeys.privateKey(pem: String(contentsOfFile: key.key, encoding: .utf8), passphrase: Self.passphrase)
+                let chain = try TrustRoot.certificates(pem: String(contentsOfFile: key.chain, encoding: .utf8))
+                let existing = try #require(tree.documents(target).attestation)
+                let decoded = try JSONDecoder().decode(RepositoryAttestation.self, from: existing)
+                let decoder = JSONDecoder()
+                decoder.dateDecodingStrategy = .iso8601
+                let statement = try decoder.decode(RepositoryAttestation.Statement.self, from: Data(base64Encoded: decoded.payload) ?? Data())
+                let forged = try RepositoryAttestation.sign(statement.predicate, artifact: target.artifact, digest: genuineReport.sha256, key: alice, chain: chain)
+                try JSONEncoder().encode(forged).write(to: tree.attestation(target))
+            },
+            Case(name: "another version's attestation", link: "attestation-mismatch", words: "attested another archive") { tree in
+                let newer = PackageTree.Entry(name: target.name, version: "1.1.0", platform: "jammy", artifact: target.artifact)
+                try FileManager.default.removeItem(at: tree.attestation(target))
+                try FileManager.default.copyItem(at: tree.attestation(newer), to: tree.attestation(target))
             },
             Case(name: "missing repository attestation", link: "attestation-missing", words: "never approved") { tree in
                 try FileManager.default.removeItem(at: tree.attestation(target))
@@ -246,8 +266,11 @@ import X509
         #expect(rolledBack.version == "1.0.0" && rolledBack.warning?.contains("rollback") == true)
         // A restarted agent remembers what it served.
         let restarted = try await Self.agent(rollbackTree, mode: .trusted, roots: roots, cache: directory.appendingPathComponent("cache-rollback-t"))
-        await #expect(throws: NodeAgent.Refused.self) {
-            _ = try await restarted.fetch(name: "xdp-port-filter", version: "latest", platform: "jammy", artifact: "xdp_port_filter.tar.gz")
+        do {
+            let served = try await restarted.fetch(name: "xdp-port-filter", version: "latest", platform: "jammy", artifact: "xdp_port_filter.tar.gz")
+            Issue.record("a restarted agent served \(served.version) for latest")
+        } catch {
+            #expect(error.code == "rollback", "\(error)")
         }
     }
 

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
 import NIOCore
 import PackageFormat
 @testable import Registry
@@ -135,9 +136,12 @@ import X509
             #expect(after.revocations?.revoked.map(\.serial) == [certificate.serial])
             let earlier = try await before.verifiedContent(roots: [root.certificate]).sequence
             #expect((after.revocations?.sequence ?? 0) > earlier)
-            await #expect(throws: VerificationRefusal.self) {
+            do {
                 _ = try await TrustedVerification.verify(archive: file, expected: ("xdp-port-filter", "1.0.0"), signature: envelope,
                                                          attestation: attestation, anchors: after)
+                Issue.record("a package signed with a revoked key verified")
+            } catch let refusal as VerificationRefusal {
+                #expect(refusal.link == .revoked && refusal.reason.contains("lost"), "\(refusal)")
             }
             #expect(try await call(alice, .post, "/api/v1/signing-keys", try Self.certifyRequest(key, user: "alice", packages: nil)).problemCode
                     == "signing-key-revoked")
@@ -167,6 +171,89 @@ import X509
             let list = try await client.get("/api/v1/trust/revocations")
             #expect(info.configured == false)
             #expect(list.status == .conflict && list.problemCode == "signing-not-configured")
+        }
+    }
+
+    /// A new attestation key (renewed, or certified by a new authority) attests again what the
+    /// old one attested, so attestations never outlive their certificate.
+    @Test func aNewAttestationKeyAttestsEverythingAgain() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (trust, root) = try Self.trustDirectory(in: scratch)
+        let registry = try await TestRegistry.make { $0.trustDirectory = trust.path }
+        let archive = try registry.archive("xdp-port-filter")
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = registry.dataDirectory.path
+        configuration.port = 0
+        configuration.trustDirectory = trust.path
+        configuration.verifier = false
+        configuration.sourcesCheck = false
+        configuration.autoPublish = ["admin"]
+        try await registry.server.application.test(.router) { client in
+            let published = try await client.publish(archive)
+            #expect(published.status == .created)
+        }
+        let first = try await registry.server.registry.version("xdp-port-filter", "1.0.0").attestation
+        try await registry.server.shutdown()
+        let before = try JSONDecoder().decode(RepositoryAttestation.self, from: try #require(first))
+        _ = try await before.verifiedStatement(roots: [root.certificate], revocations: nil)
+
+        // The key is gone (as when it is renewed): the restarted server certifies a new one and attests again.
+        try FileManager.default.removeItem(at: registry.dataDirectory.appendingPathComponent("attestation.key"))
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let restarted = try await RegistryServer.build(configuration: configuration, environment: [:], logger: logger)
+        defer { try? FileManager.default.removeItem(at: registry.directory) }
+        var after: RepositoryAttestation?
+        for _ in 0..<100 {
+            let record = try await restarted.registry.version("xdp-port-filter", "1.0.0")
+            if let data = record.attestation, let decoded = try? JSONDecoder().decode(RepositoryAttestation.self, from: data),
+               decoded.signatures.first?.keyid != before.signatures.first?.keyid {
+                after = decoded
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await restarted.shutdown()
+        let renewed = try #require(after, "attested again with the new key")
+        let statement = try await renewed.verifiedStatement(roots: [root.certificate], revocations: nil)
+        let original = try await before.verifiedStatement(roots: [root.certificate], revocations: nil)
+        #expect(statement.predicate == original.predicate && statement.subject == original.subject, "the same statement, signed anew")
+    }
+
+    /// Organisation admins grant within their namespace only; a token limited to packages
+    /// certifies for those only.
+    @Test func grantsStayInTheirNamespaceAndTokensInTheirPackages() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (trust, _) = try Self.trustDirectory(in: scratch)
+        let registry = try await TestRegistry.make { $0.trustDirectory = trust.path }
+        let service = registry.server.registry, admin = Principal(name: "admin", role: .admin)
+        let acmeAdmin = try await Self.user(registry, "ann", .publisher)
+        _ = try await Self.user(registry, "bob", .publisher)
+        _ = try await service.createOrganisation(name: "acme", description: "", admin: "ann", by: admin)
+        _ = try await service.createOrganisation(name: "acme-corp", description: "", admin: "bob", by: admin)
+        let limited = try await service.createToken(for: "bob", name: "limited", scopes: ["sign"], packages: ["tc-one"], expiresIn: nil, by: admin).secret
+        try await registry.run { client in
+            func grant(_ token: String, _ patterns: [String]) async throws -> TestResponse {
+                let body = String(decoding: try JSONEncoder().encode(SigningGrantRequest(user: "bob", packages: patterns)), as: UTF8.self)
+                return try await client.send(.post, "/api/v1/signing-grants", json: body, headers: [.authorization: "Bearer \(token)"])
+            }
+            #expect(try await grant(acmeAdmin, ["acme-tools"]).status == .created, "an exact name in acme's namespace")
+            #expect(try await grant(acmeAdmin, ["acme-*"]).status == .forbidden, "acme-* would cover acme-corp's namespace")
+            #expect(try await grant(acmeAdmin, ["acme-corp-x"]).status == .forbidden, "acme-corp's namespace, not acme's")
+            #expect(try await grant(acmeAdmin, ["xdp-*"]).status == .forbidden, "outside any namespace of ann's")
+            #expect(try await grant(acmeAdmin, ["acme-ok", "zzz"]).status == .forbidden)
+            #expect(try await service.signingGrants(user: "bob", by: admin).map(\.pattern) == ["acme-tools"], "a refused request grants nothing")
+            #expect(try await grant(TestRegistry.token, ["tc-*"]).status == .created)
+
+            let key = P256.Signing.PrivateKey()
+            let wide = try await client.send(.post, "/api/v1/signing-keys", json: try Self.certifyRequest(key, user: "bob", packages: ["tc-*"]),
+                                             headers: [.authorization: "Bearer \(limited)"])
+            #expect(wide.status == .forbidden, "the token is limited to tc-one")
+            let narrow = try await client.send(.post, "/api/v1/signing-keys", json: try Self.certifyRequest(key, user: "bob", packages: ["tc-one"]),
+                                               headers: [.authorization: "Bearer \(limited)"])
+            #expect(narrow.status == .created)
         }
     }
 }
