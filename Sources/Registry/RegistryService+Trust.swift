@@ -290,6 +290,16 @@ extension RegistryService {
 
     // MARK: Attestations
 
+    /// Renews the attestation key when its certificate nears its end, and attests everything
+    /// again with the new one, so that attestations never outlive their certificate.
+    public func renewAttestationKeyIfDue(now: Date = Date()) async throws {
+        guard var authority = signing, authority.attestationKeyIsDue(now: now) else { return }
+        try authority.renewAttestationKey(now: now, logger: logger)
+        signing = authority
+        let again = try await trust.requestAttestations(unlessSignedBy: SigningKeys.keyID(authority.attestationKey.publicKey))
+        logger.notice("attesting published versions again with the renewed attestation key", metadata: ["versions": "\(again)"])
+    }
+
     /// Attests what is waiting whenever a submission moves, and every minute (a version
     /// published while the signing authority was away, or before a crash, is attested here);
     /// takes in the authority's own revocation list when it changed.
@@ -298,6 +308,9 @@ extension RegistryService {
         while !Task.isCancelled {
             let generation = notices.generation
             revocationsSeen = await importOfflineRevocations(seen: revocationsSeen)
+            do { try await renewAttestationKeyIfDue() } catch {
+                logger.error("could not renew the attestation key", metadata: ["error": "\(error)"])
+            }
             do { try await attestPending() } catch {
                 logger.error("could not attest published versions", metadata: ["error": "\(error)"])
             }

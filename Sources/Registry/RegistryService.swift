@@ -26,8 +26,13 @@ public struct RegistryService: Sendable {
     public var limits = RateLimits()
     public var signIn = SignInSettings()
     /// The signing authority the repository certifies keys and attests publications with, when
-    /// configured.
-    public var signing: SigningAuthority?
+    /// configured; shared by every copy of the service (its attestation key is renewed while
+    /// the server runs).
+    let signingHolder = SigningHolder()
+    public var signing: SigningAuthority? {
+        get { signingHolder.value }
+        nonmutating set { signingHolder.value = newValue }
+    }
     /// Whether an upload must carry a contributor's signature.
     public var requireSignatures = false
     let logger: Logger

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Signing
 import X509
 
@@ -20,10 +21,13 @@ public struct SigningAuthority: Sendable {
     /// The directory it was loaded from, whose revocation list (kept by the authority's own
     /// tools) the repository takes in.
     public var directory: URL?
+    /// Where the attestation key is kept (the data directory).
+    public var state: URL?
 
     public init(repository: String, roots: [Certificate], intermediate: TrustRoot.Authority, attestationKey: P256.Signing.PrivateKey,
-                attestationChain: [Certificate], certificateDays: Int, directory: URL? = nil) {
+                attestationChain: [Certificate], certificateDays: Int, directory: URL? = nil, state: URL? = nil) {
         self.directory = directory
+        self.state = state
         self.repository = repository
         self.roots = roots
         self.intermediate = intermediate
@@ -69,30 +73,58 @@ public struct SigningAuthority: Sendable {
         }
         let intermediate = TrustRoot.Authority(certificate: intermediateCertificate, key: intermediateKey)
 
-        let keyFile = state.appendingPathComponent("attestation.key"), certificateFile = state.appendingPathComponent("attestation.crt")
-        var key: P256.Signing.PrivateKey?, certificate: Certificate?
-        if let pem = try? String(contentsOf: keyFile, encoding: .utf8), let existing = try? P256.Signing.PrivateKey(pemRepresentation: pem),
-           let text = try? String(contentsOf: certificateFile, encoding: .utf8), let issued = try? TrustRoot.certificates(pem: text).first,
-           issued.issuer == intermediateCertificate.subject,
-           (try? issued.extensions.authorityKeyIdentifier?.keyIdentifier) == (try? intermediateCertificate.extensions.subjectKeyIdentifier?.keyIdentifier),
-           issued.notValidAfter > now.addingTimeInterval(30 * 86400),
-           P256.Signing.PublicKey(issued.publicKey)?.rawRepresentation == existing.publicKey.rawRepresentation,
-           TrustRoot.repository(of: issued) == repository {
-            key = existing
-            certificate = issued
+        var authority = SigningAuthority(repository: repository, roots: roots, intermediate: intermediate, attestationKey: P256.Signing.PrivateKey(),
+                                         attestationChain: [], certificateDays: certificateDays, directory: directory, state: state)
+        if let (key, certificate) = existingAttestationKey(state: state, repository: repository, intermediate: intermediateCertificate, now: now) {
+            authority.attestationKey = key
+            authority.attestationChain = [certificate, intermediateCertificate]
+        } else {
+            try authority.renewAttestationKey(now: now, logger: logger)
         }
-        if key == nil || certificate == nil {
-            let fresh = P256.Signing.PrivateKey()
-            let issued = try TrustRoot.certifyRepository(fresh.publicKey, name: repository, days: 365, by: intermediate, now: now)
-            try SecretFiles.save(fresh.pemRepresentation + "\n", to: keyFile.path)
-            try TrustRoot.pem([issued]).write(to: certificateFile, atomically: true, encoding: .utf8)
-            logger.notice("certified a new attestation key", metadata: ["key": "\(SigningKeys.keyID(fresh.publicKey))", "until": "\(issued.notValidAfter)"])
-            key = fresh
-            certificate = issued
+        return authority
+    }
+
+    static let attestationKeyFile = "attestation.key", attestationCertificateFile = "attestation.crt"
+    /// Days an attestation certificate is valid, and the days before its end it is renewed.
+    static let attestationDays = 365, attestationRenewalDays = 30
+
+    /// The attestation key kept in `state`, when its certificate is this repository's, issued by
+    /// this intermediate, and not due for renewal.
+    static func existingAttestationKey(state: URL, repository: String, intermediate: Certificate, now: Date) -> (P256.Signing.PrivateKey, Certificate)? {
+        guard let pem = try? String(contentsOf: state.appendingPathComponent(attestationKeyFile), encoding: .utf8),
+              let key = try? P256.Signing.PrivateKey(pemRepresentation: pem),
+              let text = try? String(contentsOf: state.appendingPathComponent(attestationCertificateFile), encoding: .utf8),
+              let issued = try? TrustRoot.certificates(pem: text).first, issued.issuer == intermediate.subject,
+              (try? issued.extensions.authorityKeyIdentifier?.keyIdentifier) == (try? intermediate.extensions.subjectKeyIdentifier?.keyIdentifier),
+              P256.Signing.PublicKey(issued.publicKey)?.rawRepresentation == key.publicKey.rawRepresentation,
+              TrustRoot.repository(of: issued) == repository else { return nil }
+        var probe = SigningAuthority(repository: repository, roots: [], intermediate: .init(certificate: intermediate, key: key), attestationKey: key,
+                                     attestationChain: [issued], certificateDays: 1)
+        probe.state = state
+        return probe.attestationKeyIsDue(now: now) ? nil : (key, issued)
+    }
+
+    /// Whether the attestation certificate ends within the renewal window (or has ended).
+    public func attestationKeyIsDue(now: Date = Date()) -> Bool {
+        guard let certificate = attestationChain.first else { return true }
+        return certificate.notValidAfter <= now.addingTimeInterval(Double(Self.attestationRenewalDays) * 86400)
+    }
+
+    /// A new attestation key, certified by the intermediate and kept in the state directory.
+    public mutating func renewAttestationKey(now: Date = Date(), logger: Logger) throws {
+        guard let state else { throw LoadError.invalid("no directory to keep the attestation key in") }
+        let fresh = P256.Signing.PrivateKey()
+        let issued = try TrustRoot.certifyRepository(fresh.publicKey, name: repository, days: Self.attestationDays, by: intermediate, now: now)
+        // The certificate first: a key file without its certificate is made anew at start.
+        try TrustRoot.pem([issued]).write(to: state.appendingPathComponent(Self.attestationCertificateFile + ".new"), atomically: true, encoding: .utf8)
+        try SecretFiles.save(fresh.pemRepresentation + "\n", to: state.appendingPathComponent(Self.attestationKeyFile).path)
+        guard rename(state.appendingPathComponent(Self.attestationCertificateFile + ".new").path,
+                     state.appendingPathComponent(Self.attestationCertificateFile).path) == 0 else {
+            throw LoadError.invalid("cannot write \(state.appendingPathComponent(Self.attestationCertificateFile).path)")
         }
-        guard let key, let certificate else { throw LoadError.invalid("no attestation key") }
-        return SigningAuthority(repository: repository, roots: roots, intermediate: intermediate, attestationKey: key,
-                                attestationChain: [certificate, intermediateCertificate], certificateDays: certificateDays, directory: directory)
+        attestationKey = fresh
+        attestationChain = [issued, intermediate.certificate]
+        logger.notice("certified a new attestation key", metadata: ["key": "\(SigningKeys.keyID(fresh.publicKey))", "until": "\(issued.notValidAfter)"])
     }
 
     /// The revocation list the authority's directory holds, when there is one that verifies.
@@ -103,6 +135,15 @@ public struct SigningAuthority: Sendable {
         // An expired list still says what was revoked: its entries are kept, checked at the
         // time it was made.
         return (list, try await list.verifiedContent(roots: roots, at: list.signedTime))
+    }
+}
+
+/// The signing authority, shared by every copy of the registry service.
+final class SigningHolder: Sendable {
+    private let box = NIOLockedValueBox<SigningAuthority?>(nil)
+    var value: SigningAuthority? {
+        get { box.withLockedValue { $0 } }
+        set { box.withLockedValue { $0 = newValue } }
     }
 }
 

@@ -256,4 +256,35 @@ import X509
             #expect(narrow.status == .created)
         }
     }
+
+    /// A running repository renews its attestation key as the key's certificate nears its end,
+    /// and attests again what it attested.
+    @Test func theAttestationKeyIsRenewedWhileRunning() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (trust, root) = try Self.trustDirectory(in: scratch)
+        let registry = try await TestRegistry.make { $0.trustDirectory = trust.path }
+        let archive = try registry.archive("xdp-port-filter")
+        let service = registry.server.registry, dataDirectory = registry.dataDirectory
+        try await registry.run { client in
+            let published = try await client.publish(archive)
+            #expect(published.status == .created)
+            let before = try #require(service.signing)
+            try await service.renewAttestationKeyIfDue()
+            #expect(service.signing?.attestationChain.first == before.attestationChain.first, "not due: kept")
+
+            // 340 days on, the certificate has less than 30 days left.
+            let later = Date(timeIntervalSinceNow: 340 * 86400)
+            try await service.renewAttestationKeyIfDue(now: later)
+            let after = try #require(service.signing)
+            #expect(after.attestationChain.first != before.attestationChain.first)
+            #expect(try await service.attestPending() == 1, "the version is attested again")
+            let data = try #require(try await service.version("xdp-port-filter", "1.0.0").attestation)
+            let attestation = try JSONDecoder().decode(RepositoryAttestation.self, from: data)
+            #expect(attestation.signatures.first?.keyid == SigningKeys.keyID(after.attestationKey.publicKey))
+            _ = try await attestation.verifiedStatement(roots: [root.certificate], revocations: nil, at: later)
+            let kept = try String(contentsOf: dataDirectory.appendingPathComponent("attestation.crt"), encoding: .utf8)
+            #expect(try TrustRoot.certificates(pem: kept).first == after.attestationChain.first, "the renewed key is kept for restarts")
+        }
+    }
 }
