@@ -97,17 +97,18 @@ public struct SigningAuthority: Sendable {
               let issued = try? TrustRoot.certificates(pem: text).first, issued.issuer == intermediate.subject,
               (try? issued.extensions.authorityKeyIdentifier?.keyIdentifier) == (try? intermediate.extensions.subjectKeyIdentifier?.keyIdentifier),
               P256.Signing.PublicKey(issued.publicKey)?.rawRepresentation == key.publicKey.rawRepresentation,
-              TrustRoot.repository(of: issued) == repository else { return nil }
-        var probe = SigningAuthority(repository: repository, roots: [], intermediate: .init(certificate: intermediate, key: key), attestationKey: key,
-                                     attestationChain: [issued], certificateDays: 1)
-        probe.state = state
-        return probe.attestationKeyIsDue(now: now) ? nil : (key, issued)
+              TrustRoot.repository(of: issued) == repository, !isDue(issued, now: now) else { return nil }
+        return (key, issued)
+    }
+
+    /// Whether an attestation certificate ends within the renewal window (or has ended).
+    static func isDue(_ certificate: Certificate, now: Date) -> Bool {
+        certificate.notValidAfter <= now.addingTimeInterval(Double(attestationRenewalDays) * 86400)
     }
 
     /// Whether the attestation certificate ends within the renewal window (or has ended).
     public func attestationKeyIsDue(now: Date = Date()) -> Bool {
-        guard let certificate = attestationChain.first else { return true }
-        return certificate.notValidAfter <= now.addingTimeInterval(Double(Self.attestationRenewalDays) * 86400)
+        attestationChain.first.map { Self.isDue($0, now: now) } ?? true
     }
 
     /// A new attestation key, certified by the intermediate and kept in the state directory.
