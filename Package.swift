@@ -143,6 +143,7 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Server", "Registry", "Storage", "PackageFormat", "Checks", "Signing", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

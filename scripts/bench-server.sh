@@ -5,7 +5,9 @@
 #      same file with sendfile, and docker-registry (distribution 2.8) serving the same bytes
 #      as a blob;
 #   2. small metadata: epr's version metadata JSON, beside nginx serving the very same JSON
-#      bytes as a static file.
+#      bytes as a static file;
+#   3. the same archive as an OCI blob: epr's /v2/<name>/blobs/<digest> (the package artifact's
+#      layer, which epr makes on publication) beside docker-registry's blob GET.
 # All three servers are checked to return byte-identical bodies before anything is measured.
 # Usage: scripts/bench-server.sh      Environment: DURATION (seconds per run, default 5),
 #   BENCH_DIR (default bench-out; this script uses BENCH_DIR/server), EPR_BIN (default
@@ -184,11 +186,17 @@ echo "built $(basename "$archive"): $archive_size bytes, sha256 $digest"
 # nginx serves the very same archive bytes.
 install -m 644 "$archive" "$work/nginx/www/"
 
-start_epr "$work/epr/data" "$work/epr/epr.log" "EPR_ADMIN_TOKEN=$token"
+start_epr "$work/epr/data" "$work/epr/epr.log" "EPR_ADMIN_TOKEN=$token" "EPR_AUTO_PUBLISH=admin"
 publish_epr "$archive" "$token" "$work/responses/publish.json" >/dev/null
 echo "published to epr at $epr_url"
 epr_artifact_url=$epr_url/xdp-port-filter/latest/jammy/xdp_port_filter.tar.gz
 epr_metadata_url=$epr_url/api/v1/packages/xdp-port-filter/versions/1.0.0
+epr_blob_url=$epr_url/v2/xdp-port-filter/blobs/sha256:$digest
+# The OCI artifacts are made in the background just after publication.
+for ((i = 0; i < 300; i++)); do
+  curl -fsS -o /dev/null -I "$epr_blob_url" 2>/dev/null && break
+  sleep 0.1
+done
 
 # nginx's metadata file is epr's own answer, so both send exactly the same bytes.
 curl -fsS -o "$work/nginx/www/version.json" "$epr_metadata_url"
@@ -203,6 +211,7 @@ echo "checking that every server returns the same bytes"
 expect_body epr-artifact "$epr_artifact_url" "$digest"
 expect_body nginx-artifact "$nginx_url/xdp_port_filter.tar.gz" "$digest"
 expect_body registry-blob "$registry_blob_url" "$digest"
+expect_body epr-oci-blob "$epr_blob_url" "$digest"
 expect_body epr-metadata "$epr_metadata_url" "$metadata_digest"
 expect_body nginx-metadata "$nginx_url/version.json" "$metadata_digest"
 
@@ -210,17 +219,20 @@ echo "measuring: wrk -t$threads -c$connections -d${duration}s on each (after a 1
 # nginx's CPU is its master's plus its workers'.
 mapfile -t nginx_pids < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
 metadata_size=$(stat -c %s "$work/nginx/www/version.json")
-epr_artifacts=() nginx_artifacts=() registry_artifacts=() epr_metadatas=() nginx_metadatas=()
+epr_artifacts=() nginx_artifacts=() registry_artifacts=() epr_metadatas=() nginx_metadatas=() epr_blobs=() registry_blobs=()
 for ((round = 1; round <= rounds; round++)); do
   measure "artifact $((archive_size / 1024)) KiB" epr "$epr_artifact_url" "$epr_pid"; epr_artifacts+=("$last_rps")
   measure "artifact $((archive_size / 1024)) KiB" nginx "$nginx_url/xdp_port_filter.tar.gz" "${nginx_pids[@]}"; nginx_artifacts+=("$last_rps")
   measure "artifact $((archive_size / 1024)) KiB" docker-registry "$registry_blob_url" "$registry_pid"; registry_artifacts+=("$last_rps")
   measure "metadata $metadata_size B" epr "$epr_metadata_url" "$epr_pid"; epr_metadatas+=("$last_rps")
   measure "metadata $metadata_size B" nginx "$nginx_url/version.json" "${nginx_pids[@]}"; nginx_metadatas+=("$last_rps")
+  measure "OCI blob $((archive_size / 1024)) KiB" epr "$epr_blob_url" "$epr_pid"; epr_blobs+=("$last_rps")
+  measure "OCI blob $((archive_size / 1024)) KiB" docker-registry "$registry_blob_url" "$registry_pid"; registry_blobs+=("$last_rps")
 done
 epr_artifact=$(median "${epr_artifacts[@]}") nginx_artifact=$(median "${nginx_artifacts[@]}")
 registry_artifact=$(median "${registry_artifacts[@]}")
 epr_metadata=$(median "${epr_metadatas[@]}") nginx_metadata=$(median "${nginx_metadatas[@]}")
+epr_blob=$(median "${epr_blobs[@]}") registry_blob=$(median "${registry_blobs[@]}")
 
 echo
 echo "== epr serve vs nginx vs docker-registry: wrk -t$threads -c$connections -d${duration}s, $(nproc) cores, loopback, $rounds rounds"
@@ -228,11 +240,12 @@ row "case" "server" "round" "requests/s" "latency ms" "transfer/s" "srv CPU" "er
 printf '%s\n' "${rows[@]}" | sort -s -t$'\x01' -k1.1,1.37
 echo
 echo "medians of requests/s: artifact epr $epr_artifact, nginx $nginx_artifact, docker-registry $registry_artifact;" \
-  "metadata epr $epr_metadata, nginx $nginx_metadata"
+  "metadata epr $epr_metadata, nginx $nginx_metadata; OCI blob epr $epr_blob, docker-registry $registry_blob"
 echo "ratios of the medians:"
 ratio "epr / nginx, artifact" "$epr_artifact" "$nginx_artifact" 1.0
 ratio "epr / docker-registry, artifact" "$epr_artifact" "$registry_artifact" 5
 ratio "epr / nginx, metadata" "$epr_metadata" "$nginx_metadata" 0.5
+ratio "epr / docker-registry, OCI blob" "$epr_blob" "$registry_blob" 5
 echo
 echo "(latency: wrk's average; srv CPU: the server's CPU time over the run, 100% = one core;"
 echo " errors: non-2xx answers plus socket errors; wrk output in $work/responses)"

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
-# (the BPF toolchain, bpftool, zlib, an OpenID Connect provider), mounts the BPF filesystem,
+# (the BPF toolchain, bpftool, zlib, an OpenID Connect provider, skopeo and the oras and
+# cryptography Python packages as independent OCI clients), mounts the BPF filesystem,
 # builds and runs every test, then checks that no secret reached any log of the run.
 # Needs root (or sudo) for the installs and for loading programs into the kernel verifier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-bpf-toolchain.sh
-python3 -m pip install --quiet --disable-pip-version-check "oidc-provider-mock==0.3.4" "Authlib==1.9.10"
+python3 -m pip install --quiet --disable-pip-version-check "oidc-provider-mock==0.3.4" "Authlib==1.9.10" \
+  "oras==0.2.43" "cryptography>=42"
 
 as_root=()
 [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+if ! command -v skopeo >/dev/null 2>&1; then
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo ||
+    { "${as_root[@]}" apt-get update -q && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo; }
+fi
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
   "${as_root[@]}" mount -t bpf bpf /sys/fs/bpf
 fi

@@ -30,6 +30,12 @@ extension RegistryService {
     /// The principal a bearer token stands for. Unknown, revoked and expired tokens, and tokens
     /// of disabled users, are refused alike (and logged with the reason).
     public func principal(forToken token: some StringProtocol, address: String? = nil) async throws -> Principal {
+        try await principal(forTokenHash: AccessToken.hash(token), address: address)
+    }
+
+    /// The principal of the token with this hash (what short-lived OCI tokens carry), checked
+    /// like the token itself: unknown, revoked, expired or of a disabled user, it is refused.
+    public func principal(forTokenHash hash: String, address: String? = nil) async throws -> Principal {
         let now = Date()
         let origin = address ?? "-"
         func refuse(_ reason: String, _ record: TokenRecord?) async -> RegistryError {
@@ -42,7 +48,7 @@ extension RegistryService {
                                     target: nil, outcome: "denied", detail: reason + (lockout.map { "; address locked out for \($0) s" } ?? "")))
             return RegistryError.unauthenticated
         }
-        guard let record = try await accounts.token(hash: AccessToken.hash(token)) else { throw await refuse("unknown token", nil) }
+        guard let record = try await accounts.token(hash: hash) else { throw await refuse("unknown token", nil) }
         if record.revokedAt != nil { throw await refuse("revoked token", record) }
         if let expires = record.expiresAt, expires <= now { throw await refuse("expired token", record) }
         guard let user = try await accounts.user(name: record.user), !user.disabled else { throw await refuse("disabled user", record) }

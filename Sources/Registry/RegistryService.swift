@@ -16,6 +16,7 @@ public struct RegistryService: Sendable {
     public let organisations: any OrganisationStore
     public let submissions: any SubmissionStore
     public let trust: any TrustStore
+    public let oci: any OCIStore
     public var inspector: PackageInspector
     /// The automated checks every submission goes through after its inspection.
     public var checks = CheckSuite()
@@ -33,6 +34,8 @@ public struct RegistryService: Sendable {
         get { signingHolder.value }
         nonmutating set { signingHolder.value = newValue }
     }
+    /// The key that signs the OCI manifests the repository makes (cosign's form).
+    public var ociSigner: OCISigner?
     /// Whether an upload must carry a contributor's signature.
     public var requireSignatures = false
     let logger: Logger
@@ -49,7 +52,7 @@ public struct RegistryService: Sendable {
     /// Wakes those who follow submissions' events (webhooks) when one is recorded.
     public let notices = JobSignal()
 
-    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore & TrustStore,
+    public init(metadata: any MetadataStore, accounts: any AccountStore & CredentialStore & OrganisationStore & SubmissionStore & TrustStore & OCIStore,
                 blobs: any BlobStore, inspector: PackageInspector = PackageInspector(), logger: Logger) {
         self.metadata = metadata
         self.accounts = accounts
@@ -57,6 +60,7 @@ public struct RegistryService: Sendable {
         self.organisations = accounts
         self.submissions = accounts
         self.trust = accounts
+        self.oci = accounts
         self.blobs = blobs
         self.inspector = inspector
         self.logger = logger

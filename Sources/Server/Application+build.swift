@@ -59,6 +59,16 @@ extension RegistryServer {
         registry.scratch = data.appendingPathComponent("checks")
         registry.requireSignatures = configuration.requireSignatures
         _ = try await registry.sweep()
+        let ociTokens: OCITokens
+        do {
+            let host = configuration.publicURL.flatMap { URL(string: $0) }.map { url in (url.host ?? "") + (url.port.map { ":\($0)" } ?? "") + "/" }
+            registry.ociSigner = try OCISigner.load(file: data.appendingPathComponent("oci-signing.key"), referencePrefix: host ?? "")
+            ociTokens = try OCITokens.load(file: data.appendingPathComponent("oci-token.key"))
+        } catch {
+            try? await metadata.close()
+            close(lock)
+            throw error
+        }
         if let directory = configuration.trustDirectory {
             do {
                 registry.signing = try await Self.signingAuthority(directory: URL(fileURLWithPath: directory), configuration: configuration,
@@ -111,7 +121,10 @@ extension RegistryServer {
         let authenticator = Authenticator(registry: registry, trustedProxies: Set(configuration.trustedProxies),
                                           cookies: SessionCookies(secure: configuration.secureCookies, lifetime: TimeInterval(configuration.sessionHours) * 3600))
         PackageRoutes(registry: registry, configuration: configuration, authenticator: authenticator, metrics: metrics, front: front).add(to: router)
-        DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front).add(to: router)
+        let downloads = DownloadRoutes(registry: registry, metrics: metrics, blobCache: blobCache, front: front)
+        downloads.add(to: router)
+        OCIRoutes(registry: registry, authenticator: authenticator, downloads: downloads, front: front, tokens: ociTokens,
+                  configuration: configuration, tls: tls != nil).add(to: router)
         AccountRoutes(registry: registry, authenticator: authenticator).add(to: router)
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
@@ -137,7 +150,8 @@ extension RegistryServer {
             logger: logger)
         // The data directory's lock makes this process the only worker of its store.
         let runner = CheckRunner(registry: registry), attesting = registry
-        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }, Task { await attesting.runAttestations() }]
+        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }, Task { await attesting.runAttestations() },
+                          Task { await attesting.runOCIPublication() }]
         return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
                               group: group, background: background)
     }

@@ -71,13 +71,16 @@ struct DownloadRoutes: Sendable {
                                mutable: mutable, ticket: ticket)
     }
 
-    private func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: RegistryRequestContext,
-                       mutable: Bool, ticket: FrontCache.Ticket?) async throws -> Response {
+    /// A blob's bytes with the download headers; `extraHeaders` are added to every answer.
+    func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: RegistryRequestContext,
+               mutable: Bool, ticket: FrontCache.Ticket?, contentType: String = "application/gzip",
+               extraHeaders: HTTPFields = [:]) async throws -> Response {
         var headers: HTTPFields = [
             .eTag: "\"\(digest)\"",
             .cacheControl: mutable ? "public, max-age=60" : "public, max-age=31536000, immutable",
             .acceptRanges: "bytes",
         ]
+        headers.append(contentsOf: extraHeaders)
         let digestBase64 = Data(Self.bytes(hex: digest.hex)).base64EncodedString()
         headers[HTTPField.Name("Digest")!] = "sha-256=\(digestBase64)"
         headers[HTTPField.Name("Repr-Digest")!] = "sha-256=:\(digestBase64):"
@@ -86,7 +89,7 @@ struct DownloadRoutes: Sendable {
         if let match = request.headers[.ifNoneMatch], Self.etagMatches(match, digest: digest) {
             return Response(status: .notModified, headers: headers)
         }
-        headers[.contentType] = "application/gzip"
+        headers[.contentType] = contentType
 
         var range: ClosedRange<Int64>?
         // If-Range needs a strong validator: the exact ETag.
@@ -109,16 +112,18 @@ struct DownloadRoutes: Sendable {
             return Response(status: status, headers: headers, body: .init())
         }
         metrics.downloaded(bytes: length)
+        let cached = try await cachedBlob(digest, size: size)
         if range == nil {
-            // Repeats of this request are sent from the blob's file, or else from memory.
-            if let path = registry.blobs.localPath(of: digest) {
-                front.store(ticket, headers: headers, body: .file(path: path, length: size), isDownload: true)
-            } else if let cached = blobCache.get(digest) {
+            // Repeats of this request are sent from memory when the archive is held there (one
+            // write, no file to open), else from the blob's file.
+            if let cached {
                 front.store(ticket, headers: headers, body: .bytes(cached), isDownload: true)
+            } else if let path = registry.blobs.localPath(of: digest) {
+                front.store(ticket, headers: headers, body: .file(path: path, length: size), isDownload: true)
             }
         }
         let body: ResponseBody
-        if let cached = try await cachedBlob(digest, size: size) {
+        if let cached {
             let bounds = range ?? 0...(size - 1)
             body = ResponseBody(byteBuffer: cached.getSlice(at: Int(bounds.lowerBound), length: Int(length)) ?? cached)
         } else if let path = registry.blobs.localPath(of: digest) {

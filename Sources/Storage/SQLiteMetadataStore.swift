@@ -143,6 +143,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         eventsMigration,
         trustMigration,
         attestationKeyMigration,
+        ociMigration,
     ]
 
     public func migrate() async throws {
@@ -227,7 +228,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func referencedDigests() async throws -> Set<SHA256Digest> {
-        Set(try await reader.query("SELECT digest FROM versions UNION \(Self.heldBlobs)").compactMap { $0.column("digest")?.string.map(SHA256Digest.init(hex:)) })
+        Set(try await reader.query("SELECT digest FROM versions UNION \(Self.heldBlobs) UNION SELECT digest FROM oci_blobs").compactMap { $0.column("digest")?.string.map(SHA256Digest.init(hex:)) })
     }
 
     /// Runs one statement on the writer (for tests and maintenance).

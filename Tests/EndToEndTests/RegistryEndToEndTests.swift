@@ -57,8 +57,11 @@ import Testing
         }
         #expect(statuses.filter { $0 == 201 }.count == 1)
         #expect(statuses.filter { $0 == 409 }.count == 49)
+        // One archive stored, and nothing but it and its OCI artifacts' blobs.
+        let expected = try await Self.expectedBlobs(server, package: "exec-tracker", versions: ["1.0.0"])
         let blobs = try Self.blobFiles(server.data)
-        #expect(blobs.count == 1)
+        #expect(blobs.filter { $0 == SHA256Digest(of: archive).hex }.count == 1)
+        #expect(Set(blobs) == expected)
         #expect(try FileManager.default.contentsOfDirectory(atPath: server.data.appendingPathComponent("tmp").path).isEmpty)
     }
 
@@ -81,7 +84,8 @@ import Testing
         let listed = try JSONDecoder().decode([Version].self, from: Data(try await server.get("/api/v1/packages/exec-tracker/versions").body))
         let expected = try versions.map { try SemanticVersion($0) }.sorted(by: >).map(\.description)
         #expect(listed.map(\.version) == expected)
-        #expect(try Self.blobFiles(server.data).count == 50)
+        let expectedBlobs = try await Self.expectedBlobs(server, package: "exec-tracker", versions: versions)
+        #expect(Set(try Self.blobFiles(server.data)) == expectedBlobs)
     }
 
     /// Kill the server with SIGKILL while many uploads are in flight, restart it: every version
@@ -133,7 +137,8 @@ import Testing
             let download = try await server.get("/api/v1/packages/exec-tracker/versions/\(version.version)/download")
             #expect(SHA256Digest(of: download.body).description == version.sha256)
         }
-        #expect(try Self.blobFiles(server.data).count == listed.count, "no orphan blobs after the sweep")
+        let expected = try await Self.expectedBlobs(server, package: "exec-tracker", versions: listed.map(\.version))
+        #expect(Set(try Self.blobFiles(server.data)) == expected, "no orphan blobs after the sweep")
     }
 
     static func blobFiles(_ data: URL) throws -> [String] {
@@ -163,5 +168,37 @@ import Testing
         server.process.waitUntilExit()
         #expect(server.process.terminationStatus == 0)
         #expect(server.logText.contains("\"stopped\""))
+    }
+}
+
+extension RegistryEndToEndTests {
+    /// The blobs the repository should hold for these versions of a package: each archive, and
+    /// every blob its OCI artifacts use (made in the background after publication, so waited
+    /// for), found by walking the image, its index entries and its referrers.
+    static func expectedBlobs(_ server: ServerProcess, package: String, versions: [String]) async throws -> Set<String> {
+        var blobs: Set<String> = []
+        var seen: Set<String> = []
+        func walk(_ manifest: [UInt8], digest: String) async throws {
+            guard seen.insert(digest).inserted else { return }
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(manifest)) as? [String: Any])
+            for descriptor in [document["config"] as? [String: Any]].compactMap({ $0 }) + ((document["layers"] as? [[String: Any]]) ?? []) {
+                if let value = descriptor["digest"] as? String { blobs.insert(String(value.dropFirst(7))) }
+            }
+            for child in (document["manifests"] as? [[String: Any]]) ?? [] {
+                let value = try #require(child["digest"] as? String)
+                try await walk(try await server.get("/v2/\(package)/manifests/\(value)").body, digest: value)
+            }
+            let referrers = try await server.get("/v2/\(package)/referrers/\(digest)")
+            let index = try #require(try JSONSerialization.jsonObject(with: Data(referrers.body)) as? [String: Any])
+            for referrer in (index["manifests"] as? [[String: Any]]) ?? [] {
+                let value = try #require(referrer["digest"] as? String)
+                try await walk(try await server.get("/v2/\(package)/manifests/\(value)").body, digest: value)
+            }
+        }
+        for version in versions {
+            let image = try await OCIEndToEndTests.waitForManifest(server, "/v2/\(package)/manifests/\(version.replacingOccurrences(of: "+", with: "_"))")
+            try await walk(image.body, digest: try #require(image.headers["docker-content-digest"]))
+        }
+        return blobs
     }
 }

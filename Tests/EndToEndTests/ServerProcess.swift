@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOConcurrencyHelpers
 import NIOFoundationCompat
+import NIOHTTP1
 import TestSupport
 
 /// The real `epr serve` binary on a free loopback port, with its own data directory.
@@ -92,7 +93,12 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
     }
 
     func get(_ path: String, token: String? = nil) async throws -> (status: Int, body: [UInt8], headers: [String: String]) {
+        try await request(path, method: .GET, token: token)
+    }
+
+    func request(_ path: String, method: HTTPMethod, token: String? = nil) async throws -> (status: Int, body: [UInt8], headers: [String: String]) {
         var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 64 << 20)

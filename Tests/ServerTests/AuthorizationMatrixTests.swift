@@ -164,7 +164,22 @@ import Testing
         "DELETE /api/v1/signing-grants/{id}": grantors,
         "GET /api/v1/signing-keys": signedIn, "POST /api/v1/signing-keys": signers,
         "POST /api/v1/signing-keys/{key}/revoke": admins,
+        // The OCI API: pulls are anonymous; a push is a publish of the package; uploads and
+        // deletes need a user (deletes are off by default: 405 once signed in).
+        "GET /v2": signedIn, "GET /v2/token": anyValidCredentials, "GET /api/v1/oci/public-key": everyone,
+        "GET /v2/{name}/manifests/{reference}": anyValidCredentials, "HEAD /v2/{name}/manifests/{reference}": anyValidCredentials,
+        "PUT /v2/{name}/manifests/{reference}": packageChange(.publishUpdate), "DELETE /v2/{name}/manifests/{reference}": signedIn,
+        "GET /v2/{name}/blobs/{digest}": anyValidCredentials, "HEAD /v2/{name}/blobs/{digest}": anyValidCredentials,
+        "DELETE /v2/{name}/blobs/{digest}": signedIn, "POST /v2/{name}/blobs/uploads": packageChange(.publishUpdate),
+        "GET /v2/{name}/blobs/uploads/{id}": signedIn, "PATCH /v2/{name}/blobs/uploads/{id}": signedIn,
+        "PUT /v2/{name}/blobs/uploads/{id}": signedIn, "DELETE /v2/{name}/blobs/uploads/{id}": signedIn,
+        "GET /v2/{name}/tags/list": anyValidCredentials, "GET /v2/{name}/referrers/{digest}": anyValidCredentials,
     ]
+
+    /// Anonymous or with valid credentials: only a bad token is refused.
+    static func anyValidCredentials(_ caller: Caller) -> Outcome {
+        [.expired, .revoked].contains(caller) ? .unauthenticated : .allowed
+    }
 
     /// Granting signing in `xdp-*`: the organisation's admin with the owners scope, and admins
     /// (the admin scope is enough: grants are users' rights).
@@ -302,6 +317,8 @@ import Testing
                                                                        packages: ["xdp-*"], notBefore: Date(), notAfter: Date(timeIntervalSinceNow: 86400),
                                                                        createdAt: Date()))
             path = path.replacingOccurrences(of: "{key}", with: key)
+        } else if path.hasPrefix("/v2/") {
+            path = path.replacingOccurrences(of: "{id}", with: "no-such-upload")
         } else if path.hasPrefix("/api/v1/submissions/") {
             path = path.replacingOccurrences(of: "{id}", with: submission)
         } else if path.contains("{id}") {
@@ -310,7 +327,7 @@ import Testing
             path = path.replacingOccurrences(of: "{id}", with: id)
         }
         let values = ["{name}": "xdp-port-filter", "{version}": "1.0.0", "{platform}": "jammy", "{artifact}": "xdp_port_filter.tar.gz",
-                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp", "{provider}": "mock"]
+                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp", "{provider}": "mock", "{reference}": "1.0.0"]
         for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
         let body: ByteBuffer? = switch route {
         case "POST /api/v1/packages": archive

@@ -144,7 +144,7 @@ make_package() {
 publish_epr() { # ARCHIVE TOKEN RESPONSE_FILE
   local result status
   result=$(curl -sS -X POST -T "$1" -o "$3" -w '%{http_code} %{time_total} %{speed_upload}' \
-    -H "Authorization: Bearer $2" -H 'Content-Type: application/gzip' -H 'Expect:' \
+    -H "Authorization: Bearer $2" -H 'Content-Type: application/gzip' -H 'Expect:' -H 'Prefer: wait=120' \
     "$epr_url/api/v1/packages")
   status=${result%% *}
   [[ $status == 201 ]] || { cat "$3" >&2; echo >&2; die "publishing $1 answered $status, not 201"; }
