@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PackageFormat
+import Storage
 @testable import Registry
 @testable import Server
 import TestSupport
@@ -87,5 +88,79 @@ import Testing
         #expect(OCIPushedProgram.spdx("Dual MIT/GPL") == "MIT OR GPL-2.0-only")
         #expect(OCIPushedProgram.spdx("Proprietary") == nil)
         #expect(OCIPushedProgram.quoted("a\u{1}b") == "\"a\\u0001b\"")
+    }
+
+    /// A package for two architectures is an image index of two images; the contributor's
+    /// signature hangs off the package artifact; every manifest made is signed.
+    @Test func severalArchitecturesMakeAnIndex() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = directory.appendingPathComponent("pkg")
+        try FileManager.default.copyItem(at: Fixtures.examples.appendingPathComponent("xdp-port-filter"), to: source)
+        let toml = source.appendingPathComponent("epr.toml")
+        let text = try String(contentsOf: toml, encoding: .utf8)
+        try text.replacingOccurrences(of: #"architectures = ["x86_64"]"#, with: #"architectures = ["x86_64", "arm64"]"#)
+            .write(to: toml, atomically: true, encoding: .utf8)
+        let built = try PackageBuilder().build(directory: source, output: directory, modificationTime: 0)
+        #expect(built.manifest.architectures == ["x86_64", "arm64"])
+        let report = try PackageInspector().inspect(path: built.path)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let archive = Array(try Data(contentsOf: URL(fileURLWithPath: built.path)))
+        let envelope = Data(#"{"payloadType":"x","payload":"","signatures":[]}"#.utf8)
+        let record = VersionRecord(package: "xdp-port-filter", version: "1.0.0+arm.1", artifact: built.manifest.artifact, platforms: built.manifest.platforms,
+                                   digest: report.sha256, size: Int64(archive.count), manifest: try encoder.encode(built.manifest),
+                                   report: try encoder.encode(report), publisher: "alice", publishedAt: Date(timeIntervalSince1970: 1_800_000_000),
+                                   signature: SignatureRecord(envelope: envelope, signer: "alice", keyID: "k1", checkedAt: Date()))
+        let signer = OCISigner(key: P256.Signing.PrivateKey(), referencePrefix: "epr.example/")
+        let artifacts = try OCIArtifacts.make(record: record, canonical: "xdp-port-filter", archive: archive, signer: signer)
+
+        let byDigest = Dictionary(uniqueKeysWithValues: artifacts.publication.manifests.map { ($0.digest, $0) })
+        let top = try #require(byDigest[artifacts.image])
+        #expect(top.mediaType == OCIMediaType.imageIndex)
+        let index = try JSONDecoder().decode(OCIManifestDocument.self, from: top.content)
+        #expect(index.manifests?.compactMap { $0.platform?.architecture } == ["amd64", "arm64"])
+        #expect(Set(top.children) == Set(index.manifests?.compactMap { SHA256Digest(oci: $0.digest) } ?? []))
+        // Each image's config names its architecture; both share the layer with the object.
+        var layers: Set<PackageFormat.SHA256Digest> = []
+        for child in top.children {
+            let childManifest = try #require(byDigest[child])
+            let image = try JSONDecoder().decode(OCIManifestDocument.self, from: childManifest.content)
+            let configDigest = try #require(SHA256Digest(oci: image.config?.digest ?? ""))
+            let configBytes = try #require(artifacts.blobs[configDigest])
+            let config = try JSONDecoder().decode(OCIImageConfig.self, from: configBytes)
+            #expect(["amd64", "arm64"].contains(config.architecture ?? ""))
+            let layerDigest = try #require(SHA256Digest(oci: image.layers?.first?.digest ?? ""))
+            layers.insert(layerDigest)
+        }
+        #expect(layers.count == 1)
+        #expect(artifacts.publication.tags.first.map { $0.tag } == "1.0.0_arm.1")
+
+        // The package artifact refers to the index; the contributor's signature to the package.
+        let package = try #require(artifacts.publication.manifests.first { $0.artifactType == OCIMediaType.packageArtifact })
+        #expect(package.subject == artifacts.image)
+        #expect(package.blobs.contains(report.sha256))
+        let signature = try #require(artifacts.publication.manifests.first { $0.artifactType == OCIMediaType.packageSignature })
+        #expect(signature.subject == package.digest)
+        #expect(signature.blobs.contains { artifacts.blobs[$0] == envelope })
+        // cosign-style signatures: the index, the package artifact and each image, each verifiable.
+        let signatures = artifacts.publication.manifests.filter { $0.artifactType == OCIMediaType.cosignSignature }
+        #expect(Set(signatures.compactMap(\.subject)) == Set([artifacts.image, package.digest] + top.children))
+        for manifest in signatures {
+            let document = try JSONDecoder().decode(OCIManifestDocument.self, from: manifest.content)
+            let layer = try #require(document.layers?.first)
+            let payloadDigest = try #require(SHA256Digest(oci: layer.digest))
+            let payload = try #require(artifacts.blobs[payloadDigest])
+            let encoded = try #require(layer.annotations?["dev.cosignproject.cosign/signature"])
+            let der = try #require(Data(base64Encoded: encoded))
+            #expect(signer.key.publicKey.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: der), for: payload))
+            let claims = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+            let critical = try #require(claims["critical"] as? [String: Any])
+            #expect((critical["image"] as? [String: String])?["docker-manifest-digest"] == manifest.subject?.description)
+            #expect((critical["identity"] as? [String: String])?["docker-reference"] == "epr.example/xdp-port-filter")
+            #expect(artifacts.publication.tags.contains { $0.tag == "sha256-\(manifest.subject!.hex).sig" && $0.digest == manifest.digest })
+        }
+        // Every blob a manifest names is among those stored.
+        for manifest in artifacts.publication.manifests { #expect(manifest.blobs.allSatisfy { artifacts.blobs[$0] != nil }) }
     }
 }
