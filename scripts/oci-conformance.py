@@ -174,13 +174,13 @@ check("end-5 PATCH first chunk: 202, Range 0-39999", status == 202 and headers.g
 location = headers.get("Location", location)
 status, headers, _ = request("GET", location, token=push)
 check("end-13 upload status: 204 with Range", status == 204 and headers.get("Range") == "0-39999", (status, headers.get("Range")))
-status, _, body = request("PATCH", location, content[50000:], {"Content-Type": "application/octet-stream", "Content-Range": "50000-76799"}, push)
-check("end-5 out-of-order chunk: 416", status == 416, status)
-status, headers, _ = request("POST", f"/v2/{REPO}/blobs/uploads/", token=push)
-location = headers["Location"]
-request("PATCH", location, content[:40000], {"Content-Type": "application/octet-stream", "Content-Range": "0-39999"}, push)
+status, headers, body = request("PATCH", location, content[50000:], {"Content-Type": "application/octet-stream", "Content-Range": "50000-76799"}, push)
+check("end-5 out-of-order chunk: 416 with the upload's Range", status == 416 and headers.get("Range") == "0-39999"
+      and "BLOB_UPLOAD_INVALID" in codes(body), (status, headers.get("Range")))
+status, headers, _ = request("GET", location, token=push)
+check("the upload survives a 416: status 204, Range 0-39999", status == 204 and headers.get("Range") == "0-39999", (status, headers.get("Range")))
 status, headers, _ = request("PATCH", location, content[40000:], {"Content-Type": "application/octet-stream", "Content-Range": f"40000-{len(content) - 1}"}, push)
-check("end-5 second chunk", status == 202 and headers.get("Range") == f"0-{len(content) - 1}", headers.get("Range"))
+check("end-5 the next chunk, in order, on the same upload", status == 202 and headers.get("Range") == f"0-{len(content) - 1}", headers.get("Range"))
 separator = "&" if "?" in location else "?"
 status, _, body = request("PUT", f"{location}{separator}digest=sha256:{'2' * 64}", b"", {"Content-Type": "application/octet-stream"}, push)
 check("DIGEST_INVALID when the digest does not match", status == 400 and "DIGEST_INVALID" in codes(body), (status, body))

@@ -6,7 +6,7 @@ public struct EPRCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "epr",
         abstract: "The eBPF Package Repository: package, inspect and publish eBPF packages.",
-        subcommands: [PackageCommand.self, InspectCommand.self, ServeCommand.self, PublishCommand.self, DownloadCommand.self,
+        subcommands: [PackageCommand.self, BuildCommand.self, InspectCommand.self, ServeCommand.self, PublishCommand.self, DownloadCommand.self,
                       InfoCommand.self, VersionsCommand.self, YankCommand.self, DeprecateCommand.self, SearchCommand.self,
                       LoginCommand.self, LogoutCommand.self, RegisterCommand.self, PasswordCommand.self, SecondFactorCommand.self,
                       WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,

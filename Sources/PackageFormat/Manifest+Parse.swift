@@ -17,6 +17,7 @@ extension Manifest {
         let programTables = root.tables("program")
         let userTable = root.table("user_program")
         let l3afdTable = root.table("l3afd")
+        let buildTable = root.table("build")
         findings += root.finish()
         if packageTable == nil {
             findings.append(Finding(.error, "manifest.invalid", "the [package] table is required", at: "package"))
@@ -70,6 +71,25 @@ extension Manifest {
             var fields = TOMLFields(l3afdTable, path: "l3afd")
             manifest.l3afd = decodeL3AFD(&fields)
             findings += fields.finish()
+        }
+        if let buildTable {
+            var fields = TOMLFields(buildTable, path: "build")
+            var section = BuildSection(objects: [], cflags: fields.strings("cflags"), vmlinux: fields.bool("vmlinux") ?? false,
+                                       strip: fields.bool("strip") ?? true, test: fields.string("test"))
+            for (i, table) in fields.tables("object").enumerated() {
+                var object = TOMLFields(table, path: "build.object[\(i)]")
+                section.objects.append(BuildSection.Object(object: object.string("object", required: true) ?? "",
+                                                           sources: object.strings("sources", required: true), cflags: object.strings("cflags")))
+                findings += object.finish()
+            }
+            if let userTable = fields.table("user") {
+                var user = TOMLFields(userTable, path: "build.user")
+                section.user = BuildSection.User(output: user.string("output", required: true) ?? "", sources: user.strings("sources", required: true),
+                                                 cflags: user.strings("cflags"), libs: user.strings("libs"))
+                findings += user.finish()
+            }
+            findings += fields.finish()
+            manifest.build = section
         }
         findings += manifest.validate()
         guard !findings.hasErrors else { throw ManifestError(findings: findings) }

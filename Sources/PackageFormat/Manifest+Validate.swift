@@ -38,7 +38,59 @@ extension Manifest {
         validatePrograms(error)
         validateUserProgram(error)
         validateL3AFD(error)
+        validateBuild(error)
         return findings
+    }
+
+    /// The build section: every object it builds is a declared object, each once; its sources,
+    /// test and output are safe paths packaged with the sources, so the repository can rebuild.
+    private func validateBuild(_ error: (String, String) -> Void) {
+        guard let build else { return }
+        let declared = Set(declaredObjects)
+        var built: Set<String> = []
+        for (i, object) in build.objects.enumerated() {
+            let at = "build.object[\(i)]"
+            if !declared.contains(object.object) { error("\(at).object", "\(object.object) is not an object a [[program]] names") }
+            if !built.insert(object.object).inserted { error("\(at).object", "\(object.object) is built twice") }
+            if object.sources.isEmpty { error("\(at).sources", "\(at).sources names no file") }
+            for source in object.sources {
+                if let problem = RelativePath.problem(source) { error("\(at).sources", "\"\(source)\": \(problem)") } else if !isPackagedSource(source) {
+                    error("\(at).sources", "\(source) is not matched by package.sources: the repository rebuilds from the packaged sources")
+                }
+            }
+        }
+        for object in declared.subtracting(built).sorted() {
+            error("build.object", "\(object) is not built: add a [[build.object]] for it")
+        }
+        if let user = build.user {
+            if userProgram?.files.contains(user.output) != true {
+                error("build.user.output", "\(user.output) is not one of user_program.files")
+            }
+            if let problem = RelativePath.problem(user.output) { error("build.user.output", "\"\(user.output)\": \(problem)") }
+            for source in user.sources {
+                if let problem = RelativePath.problem(source) { error("build.user.sources", "\"\(source)\": \(problem)") } else if !isPackagedSource(source) {
+                    error("build.user.sources", "\(source) is not matched by package.sources: the repository rebuilds from the packaged sources")
+                }
+            }
+            for library in user.libs where library.isEmpty || !library.utf8.allSatisfy({ $0.isASCIIAlphanumeric || [UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: ".")].contains($0) }) {
+                error("build.user.libs", "\"\(library)\" is not a library name (without -l)")
+            }
+        }
+        if let test = build.test {
+            if let problem = RelativePath.problem(test) { error("build.test", "\"\(test)\": \(problem)") } else if !isPackagedSource(test) {
+                error("build.test", "\(test) is not matched by package.sources")
+            }
+        }
+        for flag in build.cflags + build.objects.flatMap(\.cflags) + (build.user?.cflags ?? []) where !BuildSection.allowedFlag(flag) {
+            error("build.cflags", "the flag \(flag) is not allowed: use -I, -D, -U, -W, -f, -O, -g and -std flags with paths inside the package")
+        }
+        if platforms == [ManifestVocabulary.windows] {
+            error("build", "building for Windows is not supported yet: build eBPF for Windows objects with its own toolchain and package them without [build]")
+        }
+    }
+
+    private func isPackagedSource(_ path: String) -> Bool {
+        sources.contains { RelativePath.matches(path, pattern: $0) }
     }
 
     private func validateArtifact(_ error: (String, String) -> Void) {

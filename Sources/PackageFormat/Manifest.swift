@@ -28,6 +28,82 @@ public struct Manifest: Sendable, Equatable, Codable {
     public var programs: [Program]
     public var userProgram: UserProgram?
     public var l3afd: L3AFDDefaults
+    /// How the package's objects and user-space program are built from its sources (`epr build`,
+    /// and the repository's build workers); nil when the package does not say.
+    public var build: BuildSection? = nil
+
+    /// The `[build]` table: each kernel object from its C sources with clang's BPF target, the
+    /// user-space program with the system compiler and libbpf, then the package's own tests.
+    public struct BuildSection: Sendable, Equatable, Codable {
+        public struct Object: Sendable, Equatable, Codable {
+            /// The object, as a `[[program]]` names it.
+            public var object: String
+            public var sources: [String]
+            public var cflags: [String]
+
+            public init(object: String, sources: [String], cflags: [String] = []) {
+                self.object = object
+                self.sources = sources
+                self.cflags = cflags
+            }
+        }
+
+        public struct User: Sendable, Equatable, Codable {
+            /// The executable written, one of the user program's files.
+            public var output: String
+            public var sources: [String]
+            public var cflags: [String]
+            /// Libraries linked (`bpf` for libbpf), without `-l`.
+            public var libs: [String]
+
+            public init(output: String, sources: [String], cflags: [String] = [], libs: [String] = []) {
+                self.output = output
+                self.sources = sources
+                self.cflags = cflags
+                self.libs = libs
+            }
+        }
+
+        public var objects: [Object]
+        public var user: User?
+        /// Flags for every kernel object (include directories, defines).
+        public var cflags: [String]
+        /// Whether the kernel sources include `vmlinux.h` (CO-RE): it is made from the build
+        /// machine's kernel BTF unless one is supplied.
+        public var vmlinux: Bool
+        /// Whether DWARF is stripped from the objects (BTF and BTF.ext stay); default true.
+        public var strip: Bool
+        /// A script of the package run after building (its tests); a failure fails the build.
+        public var test: String?
+
+        /// Compiler flags a build may carry: include directories inside the package, defines,
+        /// warnings, code generation (`-f`), optimisation, debug information and the language
+        /// standard. Nothing that names an output, a plugin, a file outside the package or a
+        /// command to run.
+        public static func allowedFlag(_ flag: String) -> Bool {
+            if flag.hasPrefix("-I") {
+                let path = String(flag.dropFirst(2))
+                if path.hasPrefix("/usr/include") && !path.contains("..") { return true }
+                return RelativePath.problem(path) == nil || path == "."
+            }
+            for prefix in ["-D", "-U", "-W", "-O", "-g", "-std="] where flag.hasPrefix(prefix) {
+                return !flag.hasPrefix("-Wl,") && !flag.hasPrefix("-Wp,") && !flag.hasPrefix("-Wa,")
+            }
+            if flag.hasPrefix("-f") {
+                return !flag.hasPrefix("-fplugin") && !flag.hasPrefix("-fprofile") && !flag.contains("=/")
+            }
+            return false
+        }
+
+        public init(objects: [Object], user: User? = nil, cflags: [String] = [], vmlinux: Bool = false, strip: Bool = true, test: String? = nil) {
+            self.objects = objects
+            self.user = user
+            self.cflags = cflags
+            self.vmlinux = vmlinux
+            self.strip = strip
+            self.test = test
+        }
+    }
 
     public struct Program: Sendable, Equatable, Codable {
         public var object: String
@@ -105,7 +181,7 @@ public struct Manifest: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case name, version, description, license, authors, homepage, repository, keywords, categories
         case artifact, readme, licenseFile = "license_file", platforms, architectures, sources
-        case programs, userProgram = "user_program", l3afd
+        case programs, userProgram = "user_program", l3afd, build
     }
 
     /// The directory L3AFD expects at the top of the archive: the artifact up to its first dot.

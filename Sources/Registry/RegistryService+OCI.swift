@@ -38,7 +38,8 @@ extension RegistryService {
     /// exists, a private push is its pusher's alone.
     func ociMayManage(_ repository: String, _ principal: Principal?) async -> Bool {
         guard let principal, principal.restriction == nil else { return false }
-        if principal.role == .admin || principal.role == .reviewer { return true }
+        // As submissions are read: admins acting as such, and reviewers whose token may review this package.
+        if principal.actsAsAdmin || (principal.scopes.contains(.review) && principal.mayTouch(repository)) { return true }
         guard (try? await metadata.package(canonical: repository)) != nil,
               let owners = try? await organisations.effectiveOwners(package: repository) else { return false }
         return (try? policy.authorize(.publish(package: repository, isNew: false), for: principal, owners: owners)) != nil
@@ -129,6 +130,9 @@ extension RegistryService {
                                principal: Principal?) async throws -> OCIBlobLink {
         defer { try? FileManager.default.removeItem(at: file) }
         guard actual == expected else { throw OCIError.digestInvalid("the content's digest is \(actual), not \(expected)") }
+        // The file holds exactly what was hashed (nothing removed or added under the session).
+        let stored = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value
+        guard stored == size else { throw OCIError.blobUploadInvalid("the upload changed while it was written; start it again") }
         try await ociAuthorizePush(repository, principal, target: "\(repository)@\(expected)")
         if try await blobs.size(of: expected) == nil { try await blobs.store(file, digest: expected) }
         let link = OCIBlobLink(repository: repository, digest: expected, size: size, isPublic: false, pusher: principal?.name)
@@ -190,18 +194,31 @@ extension RegistryService {
             children = []
         }
         let subject = try document.subject.map { try digests([$0])[0] }
+        // What it refers to must be in the repository and visible to the pusher: a push does not
+        // read someone else's private blob by naming its digest.
         var missing: [String] = []
-        for blob in blobRefs where try await oci.blobLink(repository: repository, digest: blob) == nil { missing.append(blob.description) }
-        for child in children where try await oci.manifest(repository: repository, digest: child) == nil { missing.append(child.description) }
-        guard missing.isEmpty else { throw OCIError.manifestBlobUnknown(missing) }
+        for blob in Set(blobRefs) where (try? await ociBlob(repository: repository, digest: blob, principal: principal)) == nil {
+            missing.append(blob.description)
+        }
+        for child in Set(children) {
+            guard let record = try await oci.manifest(repository: repository, digest: child), await ociMayRead(record, principal) else {
+                missing.append(child.description)
+                continue
+            }
+        }
+        guard missing.isEmpty else { throw OCIError.manifestBlobUnknown(missing.sorted()) }
 
         var isPublic = false
         var submission: SubmissionRecord?
         if let subject {
-            // An artifact attached to a public manifest is public: its pusher may publish the package.
-            isPublic = try await oci.manifest(repository: repository, digest: subject)?.isPublic == true
+            // An artifact attached to a public manifest (a signature, an SBOM) is public, as its
+            // pusher may publish the package; never one a loader could run, which goes through review.
+            isPublic = try await oci.manifest(repository: repository, digest: subject)?.isPublic == true && !Self.isRunnable(document, mediaType: mediaType)
         } else if let tag {
             submission = try await ociSubmit(repository: repository, tag: tag, document: document, principal: principal)
+        }
+        if submission == nil, let tag, OCIReference.version(tag: tag) != nil {
+            throw OCIError.denied("the tag \(tag) is a version: versions are named by what is published; push this by digest or under another tag")
         }
         let record = OCIManifestRecord(
             repository: repository, digest: digest, mediaType: mediaType, artifactType: document.artifactType ?? document.config?.mediaType,
@@ -216,6 +233,19 @@ extension RegistryService {
         }
         await audit("oci-push", principal, target: "\(repository)@\(digest)", detail: submission.map { "submission \($0.id)" } ?? tag)
         return OCIPushResult(manifest: record, submission: submission)
+    }
+
+    /// Whether a loader could take the manifest for a program: an index, an image config, or
+    /// a layer of an image, a BPF object or a package archive.
+    static func isRunnable(_ document: OCIManifestDocument, mediaType: String) -> Bool {
+        if OCIMediaType.indexes.contains(mediaType) { return true }
+        let runnableConfigs: Set<String> = [OCIMediaType.imageConfig, OCIMediaType.dockerConfig, OCIMediaType.bumblebeeConfig, OCIMediaType.packageManifest]
+        let runnableLayers: Set<String> = [OCIMediaType.layerTarGzip, OCIMediaType.dockerLayerGzip, "application/vnd.oci.image.layer.v1.tar",
+                                           "application/vnd.oci.image.layer.v1.tar+zstd", OCIMediaType.bumblebeeProgram, OCIMediaType.gadgetProgram,
+                                           OCIMediaType.packageArchive]
+        let artifactTypes: Set<String> = [OCIMediaType.packageArtifact, OCIMediaType.gadgetArtifact]
+        return runnableConfigs.contains(document.config?.mediaType ?? "") || (document.layers ?? []).contains { runnableLayers.contains($0.mediaType) }
+            || artifactTypes.contains(document.artifactType ?? "")
     }
 
     /// A pushed eBPF program, or the repository's own package artifact, submitted as an upload;
@@ -240,7 +270,7 @@ extension RegistryService {
             guard let archive = layers.first(where: { $0.mediaType == OCIMediaType.packageArchive }), let digest = SHA256Digest(oci: archive.digest) else {
                 throw OCIError.manifestInvalid("a package artifact needs a layer of type \(OCIMediaType.packageArchive)")
             }
-            try Data(try await blobBytes(digest, limit: Int.max)).write(to: upload)
+            try await copyBlob(digest, to: upload)
             // The archive names its package and version: they must be the repository and the tag.
             let inspector = self.inspector
             let manifest = try? await NIOThreadPool.singleton.runIfActive { try inspector.inspect(path: upload.path).manifest }
@@ -250,10 +280,14 @@ extension RegistryService {
                 }
             }
         } else {
+            // Each layer once, and no more than 256 MiB of them together.
             var contents: [(OCIDescriptor, [UInt8])] = []
+            var seen: Set<SHA256Digest> = [], total = 0
             for layer in layers {
-                guard let digest = SHA256Digest(oci: layer.digest) else { continue }
-                contents.append((layer, try await blobBytes(digest, limit: 256 << 20)))
+                guard let digest = SHA256Digest(oci: layer.digest), seen.insert(digest).inserted else { continue }
+                let bytes = try await blobBytes(digest, limit: Self.ociProgramLimit - total)
+                total += bytes.count
+                contents.append((layer, bytes))
             }
             let configBytes = config.size <= 1 << 20 ? try await blobBytes(configDigest, limit: 1 << 20) : nil
             let program: OCIPushedProgram?
@@ -278,6 +312,7 @@ extension RegistryService {
             }
         }
         do {
+            try await checkPublishRate(principal)
             return try await publish(upload: upload, by: principal)
         } catch let RegistryError.invalidPackage(findings) {
             throw OCIError.manifestInvalid("the package is refused: " + findings.filter { $0.severity == .error }.map(\.description).joined(separator: "; "))
@@ -286,6 +321,17 @@ extension RegistryService {
         } catch let RegistryError.archiveRefused(error) {
             throw OCIError.manifestInvalid("the package archive is refused: \(error)")
         }
+    }
+
+    /// The most bytes of layers (and of files unpacked from them) a pushed program is read from.
+    static let ociProgramLimit = 256 << 20
+
+    /// Copies a blob into a file, chunk by chunk.
+    func copyBlob(_ digest: SHA256Digest, to file: URL) async throws {
+        FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        let handle = try FileHandle(forWritingTo: file)
+        defer { try? handle.close() }
+        for try await chunk in try await blobs.read(digest, range: nil) { try handle.write(contentsOf: chunk.readableBytesView) }
     }
 
     /// A blob's whole content.
@@ -309,7 +355,7 @@ extension RegistryService {
                 throw OCIError.manifestUnknown(reference)
             }
             guard record.origin == .pushed else { throw OCIError.denied("the repository's own artifacts of a published version are never deleted; yank the version instead") }
-            if record.pusher != principal?.name { try await authorize(.yank(package: repository), principal, owners: owners, target: "\(repository)@\(reference)") }
+            try await ociAuthorizeDelete(repository, record.pusher, principal, owners: owners, target: "\(repository)@\(reference)")
             _ = try await oci.deleteManifest(repository: repository, digest: digest)
         } else {
             guard OCIReference.isValidTag(reference), let digest = try await oci.tag(repository: repository, tag: reference),
@@ -317,24 +363,34 @@ extension RegistryService {
                 throw OCIError.manifestUnknown(reference)
             }
             guard record.origin == .pushed else { throw OCIError.denied("the tag \(reference) names a published version, which never changes") }
-            if record.pusher != principal?.name { try await authorize(.yank(package: repository), principal, owners: owners, target: "\(repository):\(reference)") }
+            try await ociAuthorizeDelete(repository, record.pusher, principal, owners: owners, target: "\(repository):\(reference)")
             _ = try await oci.deleteTag(repository: repository, tag: reference)
         }
+        cache.invalidate(repository)
         await audit("oci-delete", principal, target: "\(repository)@\(reference)")
+    }
+
+    /// Deleting what one pushed takes the rights a push takes; what another pushed, the right to yank.
+    func ociAuthorizeDelete(_ repository: String, _ pusher: String?, _ principal: Principal?, owners: [String], target: String) async throws {
+        if pusher != nil, pusher == principal?.name {
+            try await ociAuthorizePush(repository, principal, target: target)
+        } else {
+            try await authorize(.yank(package: repository), principal, owners: owners, target: target)
+        }
     }
 
     /// Unlinks a blob from the repository; one a manifest still uses stays.
     public func ociDeleteBlob(repository: String, digest: SHA256Digest, principal: Principal?) async throws {
         guard principal != nil else { throw RegistryError.unauthenticated }
         let link = try await ociBlob(repository: repository, digest: digest, principal: principal)
-        if link.pusher != principal?.name {
-            try await authorize(.yank(package: repository), principal, owners: try await organisations.effectiveOwners(package: repository),
-                                target: "\(repository)@\(digest)")
-        }
-        guard try await !oci.blobInUse(repository: repository, digest: digest) else {
+        try await ociAuthorizeDelete(repository, link.pusher, principal, owners: try await organisations.effectiveOwners(package: repository),
+                                     target: "\(repository)@\(digest)")
+        do {
+            _ = try await oci.unlinkBlob(repository: repository, digest: digest)
+        } catch OCIStoreError.inUse {
             throw OCIError.denied("a manifest of \(repository) uses \(digest); delete the manifest first")
         }
-        _ = try await oci.unlinkBlob(repository: repository, digest: digest)
+        cache.invalidate(repository)
         await audit("oci-delete", principal, target: "\(repository)@\(digest)")
     }
 
@@ -359,14 +415,16 @@ extension RegistryService {
                         throw error
                     }
                 }
+                // Nothing served before is changed by this (it only adds), so cached answers stay.
                 try await oci.recordPublication(artifacts.publication, at: Date())
-                cache.invalidate(canonical)
                 logger.info("OCI artifacts made", metadata: ["package": "\(canonical)", "version": "\(version)", "image": "\(artifacts.image)"])
                 count += 1
             } catch {
-                // One version's failure does not hold back the others; it is tried again later.
+                // One version's failure does not hold back the others; it is tried again later,
+                // less often each time.
                 logger.error("could not make the OCI artifacts of a version", metadata: ["package": "\(canonical)", "version": "\(version)",
                                                                                         "error": "\(error)"])
+                try? await oci.recordPublicationFailure(canonical: canonical, version: version, error: "\(error)", at: Date())
             }
         }
         return count

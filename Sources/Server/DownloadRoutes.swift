@@ -74,10 +74,10 @@ struct DownloadRoutes: Sendable {
     /// A blob's bytes with the download headers; `extraHeaders` are added to every answer.
     func serve(digest: SHA256Digest, size: Int64, filename: String?, request: Request, context: RegistryRequestContext,
                mutable: Bool, ticket: FrontCache.Ticket?, contentType: String = "application/gzip",
-               extraHeaders: HTTPFields = [:]) async throws -> Response {
+               extraHeaders: HTTPFields = [:], cacheControl: String? = nil) async throws -> Response {
         var headers: HTTPFields = [
             .eTag: "\"\(digest)\"",
-            .cacheControl: mutable ? "public, max-age=60" : "public, max-age=31536000, immutable",
+            .cacheControl: cacheControl ?? (mutable ? "public, max-age=60" : "public, max-age=31536000, immutable"),
             .acceptRanges: "bytes",
         ]
         headers.append(contentsOf: extraHeaders)

@@ -12,7 +12,7 @@ struct OCICaller: Sendable {
     func allows(_ action: String, on repository: String) -> Bool {
         guard let access else { return true }
         let granted = access[repository] ?? []
-        return granted.contains(action) || granted.contains("*") || (action == "delete" && granted.contains("push"))
+        return granted.contains(action) || granted.contains("*")
     }
 }
 

@@ -225,7 +225,7 @@ struct OCIRoutes: Sendable {
         let headers: HTTPFields = [
             .contentType: record.mediaType, Self.contentDigest: record.digest.description, .eTag: "\"\(record.digest)\"",
             .contentLength: String(record.content.count), Self.apiVersion: "registry/2.0",
-            .cacheControl: reference.hasPrefix("sha256:") && record.isPublic ? "public, max-age=31536000, immutable" : "no-cache",
+            .cacheControl: !record.isPublic ? "private, no-store" : reference.hasPrefix("sha256:") ? "public, max-age=31536000, immutable" : "no-cache",
         ]
         if let match = request.headers[.ifNoneMatch], DownloadRoutes.etagMatches(match, digest: record.digest) {
             return Response(status: .notModified, headers: headers)
@@ -290,7 +290,8 @@ struct OCIRoutes: Sendable {
         guard let size = try await registry.blobs.size(of: digest) else { throw OCIError.blobUnknown(digest.description) }
         return try await downloads.serve(digest: digest, size: size, filename: nil, request: request, context: context, mutable: false,
                                          ticket: link.isPublic ? ticket : nil, contentType: "application/octet-stream",
-                                         extraHeaders: [Self.contentDigest: digest.description, Self.apiVersion: "registry/2.0"])
+                                         extraHeaders: [Self.contentDigest: digest.description, Self.apiVersion: "registry/2.0"],
+                                         cacheControl: link.isPublic ? nil : "private, no-store")
     }
 
     @Sendable func deleteBlob(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
@@ -381,15 +382,23 @@ struct OCIRoutes: Sendable {
         let repository = try repository(context), id = try context.parameters.require("id")
         let caller = try await caller(request, context, may: "push", on: repository)
         var upload = try await uploads.take(id, repository: repository, owner: caller.principal?.name)
+        var expected: (start: Int64, end: Int64)?
+        if let range = request.headers[.contentRange] {
+            let bounds = range.replacingOccurrences(of: "bytes ", with: "").split(separator: "-").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
+            let problem: String? = if bounds.count == 2, let start = bounds[0], let end = bounds[1], end >= start - 1 {
+                start == upload.size ? nil : "chunks come in order: this upload holds \(upload.size) bytes, the chunk starts at \(start)"
+            } else { "Content-Range \(range) is not start-end" }
+            if let problem {
+                // Nothing was written: the session stays as it was, and says where it stands.
+                await uploads.put(upload)
+                var response = errorResponse(.blobUploadInvalid(problem, status: 416), request: request, context: context)
+                for field in uploadHeaders(upload) where field.name != .contentLength { response.headers[field.name] = field.value }
+                return response
+            }
+            expected = (bounds[0]!, bounds[1]!)
+        }
         do {
-            if let range = request.headers[.contentRange] {
-                let bounds = range.replacingOccurrences(of: "bytes ", with: "").split(separator: "-").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
-                guard bounds.count == 2, let start = bounds[0], let end = bounds[1], end >= start - 1 else {
-                    throw OCIError.blobUploadInvalid("Content-Range \(range) is not start-end", status: 416)
-                }
-                guard start == upload.size else {
-                    throw OCIError.blobUploadInvalid("chunks come in order: this upload holds \(upload.size) bytes, the chunk starts at \(start)", status: 416)
-                }
+            if let (start, end) = expected {
                 let before = upload.size
                 try await append(request.body, to: &upload)
                 guard upload.size - before == end - start + 1 else {
@@ -432,7 +441,8 @@ struct OCIRoutes: Sendable {
     @Sendable func cancelUpload(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {
         let repository = try repository(context), id = try context.parameters.require("id")
         let caller = try await caller(request, context, may: "push", on: repository)
-        _ = try await uploads.peek(id, repository: repository, owner: caller.principal?.name)
+        // Taken first: a session another request is writing to is not cancelled under it.
+        _ = try await uploads.take(id, repository: repository, owner: caller.principal?.name)
         await uploads.finish(id)
         return Response(status: .noContent)
     }

@@ -20,11 +20,13 @@ actor OCIUploads {
 
     static let idleLimit: TimeInterval = 3600
     static let sessionLimit = 1000
+    /// Sessions one user (or all anonymous callers together) may hold at once.
+    static let sessionsPerOwner = 50
     private var uploads: [String: Upload] = [:]
 
     func start(repository: String, owner: String?, file: URL) throws -> Upload {
         sweep()
-        guard uploads.count < Self.sessionLimit else {
+        guard uploads.count < Self.sessionLimit, uploads.values.filter({ $0.owner == owner }).count < Self.sessionsPerOwner else {
             throw OCIError.tooManyRequests("too many uploads are under way; finish or cancel some")
         }
         let upload = Upload(id: UUID().uuidString.lowercased(), repository: repository, owner: owner, file: file)
@@ -46,8 +48,9 @@ actor OCIUploads {
         return upload
     }
 
-    /// Gives the session back after a write.
+    /// Gives the session back after a write, unless it ended meanwhile.
     func put(_ upload: Upload) {
+        guard uploads[upload.id] != nil else { return }
         var upload = upload
         upload.busy = false
         upload.updated = Date()

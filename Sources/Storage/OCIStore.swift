@@ -91,6 +91,8 @@ public enum OCIStoreError: Error, Equatable, Sendable {
     case tagProtected(String)
     /// A manifest refers to blobs or manifests the repository does not hold.
     case missing([SHA256Digest])
+    /// A manifest of the repository uses the blob.
+    case inUse(SHA256Digest)
 }
 
 /// The OCI distribution API's records: blobs linked into repositories, manifests, tags and
@@ -99,7 +101,8 @@ public protocol OCIStore: Sendable {
     /// Links a stored blob into a repository (pushed, so private until a public manifest uses it).
     func linkBlob(_ link: OCIBlobLink, at: Date) async throws
     func blobLink(repository: String, digest: SHA256Digest) async throws -> OCIBlobLink?
-    /// Unlinks a blob that no manifest of the repository uses; false when it is not linked.
+    /// Unlinks a blob; false when it is not linked. Refused (``OCIStoreError/inUse(_:)``) while a
+    /// manifest of the repository uses it, checked in the same transaction.
     func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool
     /// Whether a manifest of the repository uses the blob.
     func blobInUse(repository: String, digest: SHA256Digest) async throws -> Bool
@@ -118,8 +121,11 @@ public protocol OCIStore: Sendable {
     /// Removes one tag; false when it does not exist.
     func deleteTag(repository: String, tag: String) async throws -> Bool
 
-    /// Published versions whose OCI artifacts are not made yet, oldest first.
+    /// Published versions whose OCI artifacts are not made yet, oldest first; a version whose
+    /// last attempt failed waits before it is listed again (a minute, doubling up to a day).
     func versionsWithoutArtifacts(limit: Int) async throws -> [(canonical: String, version: String)]
+    /// Records a failed attempt at a version's artifacts.
+    func recordPublicationFailure(canonical: String, version: String, error: String, at: Date) async throws
     /// Stores a version's artifacts at once; tags it names are moved to them.
     func recordPublication(_ publication: OCIPublication, at: Date) async throws
 }

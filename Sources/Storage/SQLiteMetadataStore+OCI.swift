@@ -27,6 +27,10 @@ extension SQLiteMetadataStore: OCIStore {
             PRIMARY KEY (repository, tag))
         """,
         "CREATE TABLE oci_versions (canonical TEXT NOT NULL, version TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (canonical, version))",
+        """
+        CREATE TABLE oci_failures (canonical TEXT NOT NULL, version TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL,
+            retry_at REAL NOT NULL, PRIMARY KEY (canonical, version))
+        """,
     ]
 
     public func linkBlob(_ link: OCIBlobLink, at: Date) async throws {
@@ -48,6 +52,8 @@ extension SQLiteMetadataStore: OCIStore {
         try await transaction { writer in
             guard try await !writer.query("SELECT 1 FROM oci_blobs WHERE repository = ? AND digest = ?", [.text(repository), .text(digest.hex)]).isEmpty
             else { return false }
+            guard try await writer.query("SELECT 1 FROM oci_refs WHERE repository = ? AND target = ? LIMIT 1", [.text(repository), .text(digest.hex)]).isEmpty
+            else { throw OCIStoreError.inUse(digest) }
             _ = try await writer.query("DELETE FROM oci_blobs WHERE repository = ? AND digest = ?", [.text(repository), .text(digest.hex)])
             return true
         }
@@ -189,8 +195,21 @@ extension SQLiteMetadataStore: OCIStore {
         try await reader.query("""
             SELECT v.canonical, v.version FROM versions v WHERE NOT EXISTS
                 (SELECT 1 FROM oci_versions o WHERE o.canonical = v.canonical AND o.version = v.version)
+            AND NOT EXISTS (SELECT 1 FROM oci_failures f WHERE f.canonical = v.canonical AND f.version = v.version AND f.retry_at > ?)
             ORDER BY v.published_at LIMIT ?
-            """, [.integer(limit)]).map { ($0.column("canonical")?.string ?? "", $0.column("version")?.string ?? "") }
+            """, [.float(Date().timeIntervalSince1970), .integer(limit)]).map { ($0.column("canonical")?.string ?? "", $0.column("version")?.string ?? "") }
+    }
+
+    public func recordPublicationFailure(canonical: String, version: String, error: String, at: Date) async throws {
+        try await transaction { writer in
+            let attempts = (try await writer.query("SELECT attempts FROM oci_failures WHERE canonical = ? AND version = ?",
+                                                   [.text(canonical), .text(version)]).first?.column("attempts")?.integer ?? 0) + 1
+            let wait = min(86_400, 60 * pow(2, Double(min(attempts - 1, 20))))
+            _ = try await writer.query("""
+                INSERT INTO oci_failures (canonical, version, attempts, error, retry_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (canonical, version) DO UPDATE SET attempts = excluded.attempts, error = excluded.error, retry_at = excluded.retry_at
+                """, [.text(canonical), .text(version), .integer(attempts), .text(String(error.prefix(2000))), .float(at.timeIntervalSince1970 + wait)])
+        }
     }
 
     public func recordPublication(_ publication: OCIPublication, at: Date) async throws {
@@ -211,6 +230,8 @@ extension SQLiteMetadataStore: OCIStore {
             }
             _ = try await writer.query("INSERT INTO oci_versions (canonical, version, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                        [.text(publication.canonical), .text(publication.version), .float(at.timeIntervalSince1970)])
+            _ = try await writer.query("DELETE FROM oci_failures WHERE canonical = ? AND version = ?",
+                                       [.text(publication.canonical), .text(publication.version)])
         }
     }
 }

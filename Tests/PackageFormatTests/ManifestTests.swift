@@ -139,3 +139,58 @@ extension String {
         return replacingCharacters(in: range, with: replacement)
     }
 }
+
+extension ManifestTests {
+    static let withSources = ManifestTests.minimal.replacingOccurrences(of: #"architectures = ["x86_64"]"#,
+                                                          with: #"architectures = ["x86_64"]"# + "\nsources = [\"src/*.c\", \"src/*.h\", \"test.sh\"]")
+
+    @Test func readsTheBuildTable() throws {
+        let text = Self.withSources + """
+
+        [build]
+        cflags = ["-Wall", "-Isrc", "-I/usr/include/x86_64-linux-gnu"]
+        vmlinux = true
+        test = "test.sh"
+
+        [[build.object]]
+        object = "sample.bpf.o"
+        sources = ["src/a.bpf.c", "src/b.bpf.c"]
+        cflags = ["-DFEATURE=1"]
+
+        [build.user]
+        output = "sample"
+        sources = ["src/sample.c"]
+        libs = ["bpf", "elf"]
+        """
+        let (manifest, warnings) = try Manifest.parse(text)
+        #expect(warnings.isEmpty, "\(warnings)")
+        let build = try #require(manifest.build)
+        #expect(build.objects == [Manifest.BuildSection.Object(object: "sample.bpf.o", sources: ["src/a.bpf.c", "src/b.bpf.c"], cflags: ["-DFEATURE=1"])])
+        #expect(build.user == Manifest.BuildSection.User(output: "sample", sources: ["src/sample.c"], libs: ["bpf", "elf"]))
+        #expect(build.vmlinux && build.strip && build.test == "test.sh")
+        // It survives the JSON the registry stores; a manifest without it decodes as before.
+        let decoded = try JSONDecoder().decode(Manifest.self, from: try JSONEncoder().encode(manifest))
+        #expect(decoded == manifest)
+        #expect(try Manifest.parse(ManifestTests.minimal).manifest.build == nil)
+    }
+
+    @Test(arguments: [
+        ("[[build.object]]\nobject = \"other.bpf.o\"\nsources = [\"src/a.c\"]", "not an object a [[program]] names"),
+        ("[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"elsewhere/a.c\"]", "not matched by package.sources"),
+        ("[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"../a.c\"]", "build.object[0].sources"),
+        ("cflags = [\"-fplugin=/tmp/evil.so\"]\n[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"src/a.c\"]", "is not allowed"),
+        ("cflags = [\"-o/etc/passwd\"]\n[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"src/a.c\"]", "is not allowed"),
+        ("cflags = [\"-I/etc\"]\n[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"src/a.c\"]", "is not allowed"),
+        ("cflags = [\"-Wl,-rpath,/x\"]\n[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"src/a.c\"]", "is not allowed"),
+        ("test = \"run.sh\"\n[[build.object]]\nobject = \"sample.bpf.o\"\nsources = [\"src/a.c\"]", "not matched by package.sources"),
+        ("[build.user]\noutput = \"other\"\nsources = [\"src/a.c\"]", "not one of user_program.files"),
+        ("vmlinux = true", "sample.bpf.o is not built"),
+    ])
+    func refusesABadBuildTable(table: String, message: String) {
+        #expect {
+            _ = try Manifest.parse(Self.withSources + "\n[build]\n" + table + "\n")
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+}

@@ -56,6 +56,7 @@ import Testing
         // Private manifests' tags are not listed.
         #expect(try await store.tags(repository: "xdp-filter", after: nil, limit: 10).isEmpty)
         #expect(try await store.blobInUse(repository: "xdp-filter", digest: layer))
+        await #expect(throws: OCIStoreError.inUse(layer)) { try await store.unlinkBlob(repository: "xdp-filter", digest: layer) }
         #expect(try await store.deleteManifest(repository: "xdp-filter", digest: record.digest))
         #expect(try await store.tag(repository: "xdp-filter", tag: "a") == nil)
         #expect(try await !store.blobInUse(repository: "xdp-filter", digest: layer))
@@ -69,6 +70,11 @@ import Testing
         defer { Task { await cleanup() } }
         try await store.insertVersion(MetadataStoreContractTests.record("1.0.0"), packageName: "xdp-filter", canonical: "xdp-filter",
                                       description: "d", ownership: .anyone) {}
+        #expect(try await store.versionsWithoutArtifacts(limit: 10).map(\.version) == ["1.0.0"])
+        // A failed attempt makes the version wait before it is listed again.
+        try await store.recordPublicationFailure(canonical: "xdp-filter", version: "1.0.0", error: "boom", at: Date())
+        #expect(try await store.versionsWithoutArtifacts(limit: 10).isEmpty)
+        try await store.recordPublicationFailure(canonical: "xdp-filter", version: "1.0.0", error: "boom", at: Date(timeIntervalSinceNow: -86_400 * 2))
         #expect(try await store.versionsWithoutArtifacts(limit: 10).map(\.version) == ["1.0.0"])
         let layer = Self.digest("layer")
         let image = Self.manifest("image", blobs: [layer], isPublic: true, origin: .generated)
