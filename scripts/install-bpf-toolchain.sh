@@ -2,7 +2,8 @@
 # Install what building and testing eBPF packages needs on Debian or Ubuntu:
 # a BPF-capable clang and LLVM tools, libbpf headers and library, bpftool,
 # libelf and zlib for linking user-space loaders, a C toolchain, clang-format
-# for the sources check, and cppcheck for the scanner in scanners/.
+# for the sources check, cppcheck for the scanner in scanners/, and bubblewrap,
+# the sandbox build workers (`epr worker`) run builds in.
 #
 # Idempotent: when every package is already installed it only checks with
 # dpkg-query and prints one line. `apt-get update` runs only when something
@@ -12,7 +13,7 @@
 # Environment: EPR_BPF_PACKAGES overrides the package list (space separated).
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc make pkg-config cppcheck clang-format)
+packages=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc make pkg-config cppcheck clang-format bubblewrap)
 if [[ -n "${EPR_BPF_PACKAGES:-}" ]]; then
     read -r -a packages <<<"$EPR_BPF_PACKAGES"
 fi

@@ -18,11 +18,15 @@ struct PackageCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file, or a directory to write <artifact> into (default: the current directory).")
     var output: String = "."
 
+    @Flag(help: "Leave out what the [build] table builds: a package of sources, which the repository's build workers build.")
+    var sourcesOnly = false
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
     func run() throws {
-        let builder = PackageBuilder()
+        var builder = PackageBuilder()
+        builder.sourcesOnly = sourcesOnly
         let result: PackageBuilder.Result
         do {
             result = try builder.build(

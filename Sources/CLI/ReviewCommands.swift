@@ -10,7 +10,7 @@ import Server
 struct SubmissionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submissions", abstract: "List submissions, or withdraw one of yours.",
-        subcommands: [List.self, Withdraw.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Withdraw.self, Log.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List submissions, newest first (reviewers see all; others their own).")
@@ -28,6 +28,28 @@ struct SubmissionsCommand: AsyncParsableCommand {
                 Output.line("\(item.id)\t\(item.name)@\(item.version)\t\(item.state)\t\(item.publisher)\t\(item.created_at.formatted(.iso8601))")
             }
             if page.total > page.items.count { Output.line("(\(page.items.count) of \(page.total))") }
+        }
+    }
+
+    struct Log: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the build log of a submission built from its sources by a build worker.")
+        @Argument(help: "The submission (sub_...).") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            let data = try await reportingProblems { try await options.client().submission(id) }
+            let detail = try data.decoded(SubmissionDetail.self)
+            guard let build = detail.checks.first(where: { $0.check == "build" }) else {
+                Output.error("\(id) has no build: it carried its built objects")
+                throw ReportedFailure()
+            }
+            if options.json {
+                try Output.json(build)
+                return
+            }
+            Output.line("build: \(build.state)\(build.outcome.map { ", \($0)" } ?? "")\(build.details["worker"].map { " (worker \($0))" } ?? "")")
+            for finding in build.findings { Output.line("  \(finding.severity) [\(finding.check)] \(finding.message)") }
+            if let log = build.details["log"], !log.isEmpty { Output.line(log) }
         }
     }
 

@@ -125,7 +125,10 @@ public struct PackageBuild: Sendable {
             }
             guard result.status == 0 else {
                 let how = result.status.map { "exited with status \($0)" } ?? "was killed by signal \(result.signal ?? 0)"
-                throw Failure(message: "\(command.joined(separator: " ")) \(how)", steps: steps, check: "build.failed")
+                // The last thing it said is usually why.
+                let said = output.split(separator: "\n").last.map { ": " + $0.prefix(300) } ?? ""
+                throw Failure(message: "\(command.prefix(3).joined(separator: " "))\(command.count > 3 ? " ..." : "") \(how)\(said)", steps: steps,
+                              check: "build.failed")
             }
             return Step(command: command, status: 0, output: String(decoding: result.output, as: UTF8.self), timedOut: false)
         }

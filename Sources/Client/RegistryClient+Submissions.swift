@@ -35,3 +35,28 @@ extension RegistryClient {
         _ = try await send(request("/api/v1/auto-publishers/\(Self.escape(user))", method: enabled ? .PUT : .DELETE), expecting: 204)
     }
 }
+
+/// Build workers: take a build job, fetch its archive, report the result.
+extension RegistryClient {
+    /// The oldest build job, or nil when there is none.
+    public func claimBuild() async throws -> BuildJobBody? {
+        let response = try await http.execute(request("/api/v1/builds/claim", method: .POST), timeout: .seconds(60))
+        let body = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+        if response.status.code == 204 { return nil }
+        guard response.status.code == 200 else { throw RegistryProblem(status: Int(response.status.code), data: body) }
+        return try JSONDecoder().decode(BuildJobBody.self, from: body)
+    }
+
+    /// A submission's archive, whole.
+    public func submissionArchive(_ path: String) async throws -> Data {
+        let response = try await http.execute(request(path), timeout: .seconds(600))
+        let body = Data(buffer: try await response.body.collect(upTo: 1 << 30))
+        guard response.status.code == 200 else { throw RegistryProblem(status: Int(response.status.code), data: body) }
+        return body
+    }
+
+    public func reportBuild(job: Int, _ result: BuildResultRequest) async throws -> BuildResultBody {
+        let data = try await sendJSON("/api/v1/builds/\(job)/result", method: .POST, body: result)
+        return try JSONDecoder().decode(BuildResultBody.self, from: data)
+    }
+}

@@ -42,7 +42,11 @@ public struct ManifestConsistency {
         }
         if let user = manifest.userProgram {
             for file in user.files where files[file] == nil {
-                add(.error, "package.file-missing", "user_program.files names \(file), which is not in the package", file)
+                if manifest.build?.user?.output == file {
+                    add(.info, "build.from-sources", "\(file) is not in the package: the repository builds it from the sources", file)
+                } else {
+                    add(.error, "package.file-missing", "user_program.files names \(file), which is not in the package", file)
+                }
             }
             if let start = files[user.cmdStart], !start.isExecutable {
                 add(.error, "user-program.not-executable", "user_program.cmd_start \(user.cmdStart) is not executable", user.cmdStart)
@@ -107,7 +111,12 @@ public struct ManifestConsistency {
         let location = "\(program.object):\(program.entry)"
         func error(_ check: String, _ message: String) { findings.append(Finding(.error, check, message, at: location)) }
         guard files[program.object] != nil else {
-            error("manifest.object-missing", "\(key).object \(program.object) is not in the package")
+            if manifest.build?.objects.contains(where: { $0.object == program.object }) == true {
+                findings.append(Finding(.info, "build.from-sources", "\(program.object) is not in the package: the repository builds it from the sources",
+                                        at: location))
+            } else {
+                error("manifest.object-missing", "\(key).object \(program.object) is not in the package")
+            }
             return findings
         }
         guard let result = objects[program.object] else {

@@ -17,15 +17,28 @@ public struct PackageBuilder {
     }
 
     public var inspectionLimits = InspectionLimits()
+    /// Leaves out what the `[build]` table builds (objects, the user-space program): a package
+    /// of sources, which the repository's build workers build.
+    public var sourcesOnly = false
     public init() {}
+
+    /// Paths of the package's built files: what `[build]` writes.
+    public static func builtFiles(_ manifest: Manifest) -> Set<String> {
+        guard let build = manifest.build else { return [] }
+        return Set(build.objects.map(\.object) + (build.user.map { [$0.output] } ?? []))
+    }
 
     /// The files a package directory contributes, by path inside the package.
     public func files(of manifest: Manifest, in directory: URL) throws(Failure) -> [ArchiveWriter.File] {
         var findings: [Finding] = []
-        var paths: [String] = [Manifest.fileName, manifest.readme, manifest.licenseFile] + manifest.declaredObjects
+        if sourcesOnly, manifest.build == nil {
+            throw Failure(findings: [Finding(.error, "build.unsupported", "a package of sources needs a [build] table saying how it is built", at: "build")])
+        }
+        let leftOut = sourcesOnly ? Self.builtFiles(manifest) : []
+        var paths: [String] = [Manifest.fileName, manifest.readme, manifest.licenseFile] + manifest.declaredObjects.filter { !leftOut.contains($0) }
         var executables: Set<String> = []
         if let user = manifest.userProgram {
-            paths += user.files
+            paths += user.files.filter { !leftOut.contains($0) }
             executables = Set([user.cmdStart, user.cmdStop, user.cmdStatus, user.cmdUpdate].compactMap { $0 }.filter { !$0.isEmpty })
         }
         if !manifest.sources.isEmpty {

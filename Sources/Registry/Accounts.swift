@@ -96,6 +96,7 @@ extension RegistryService {
         case .certifyKey: "signing-key.certify"
         case .revokeKey: "signing-key.revoke"
         case .grantSigning: "signing-grant.change"
+        case .build: "build"
         case .review: "submission.review"
         case .readSubmission: "submission.read"
         case .withdraw: "submission.withdraw"

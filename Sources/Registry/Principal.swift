@@ -114,6 +114,9 @@ public enum Action: Sendable, Equatable {
     /// Granting or taking back signing rights; `org` when an organisation's admins may grant
     /// the pattern (passed as owners), nil when only admins may.
     case grantSigning(org: String?)
+    /// Taking and reporting build jobs (a build worker): the review right, as workers decide
+    /// what a submission becomes.
+    case build
 }
 
 /// The one authorisation policy every endpoint goes through.
@@ -196,6 +199,9 @@ public struct AuthorizationPolicy: Sendable {
             }
         case .certifyKey:
             try need(.sign)
+        case .build:
+            try need(.review)
+            guard principal.packages.isEmpty else { throw .forbidden("a token limited to packages cannot build submissions") }
         case let .revokeKey(user):
             if user != principal.name { try need(.admin) } else if !principal.actsAsAdmin { try need(.sign) }
         case let .grantSigning(org):

@@ -36,6 +36,9 @@ public struct RegistryService: Sendable {
     }
     /// The key that signs the OCI manifests the repository makes (cosign's form).
     public var ociSigner: OCISigner?
+    /// Whether every submission that says how it is built is rebuilt by a build worker and its
+    /// objects compared with the uploaded ones (submissions of sources are always built).
+    public var rebuildSources = false
     /// Whether an upload must carry a contributor's signature.
     public var requireSignatures = false
     let logger: Logger
@@ -104,7 +107,10 @@ public struct RegistryService: Sendable {
             manifest: try encoder.encode(manifest), report: try encoder.encode(report),
             publisher: principal?.name ?? "", publishedAt: now, signature: signed)
         let inspection = CheckSuite.inspectionResult(report)
-        let queued = checks.jobs
+        // A package of sources is built by a build worker before anything else checks it; with
+        // `rebuild_sources`, every package that says how it is built is rebuilt and compared.
+        let needsBuild = !Self.missingBuiltFiles(report).isEmpty || (rebuildSources && manifest.build != nil)
+        let queued = (needsBuild ? [Self.buildCheck] : []) + checks.jobs
         var submission = SubmissionRecord(id: SubmissionRecord.newID(), canonical: manifest.name.canonical, version: record, state: .submitted,
                                           approvalsRequired: review.approvalsRequired, createdAt: now, updatedAt: now)
         if queued.isEmpty {

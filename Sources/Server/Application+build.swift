@@ -58,6 +58,7 @@ extension RegistryServer {
         registry.review = configuration.reviewSettings
         registry.scratch = data.appendingPathComponent("checks")
         registry.requireSignatures = configuration.requireSignatures
+        registry.rebuildSources = configuration.rebuildSources
         _ = try await registry.sweep()
         let ociTokens: OCITokens
         do {
@@ -129,6 +130,7 @@ extension RegistryServer {
         SessionRoutes(registry: registry, authenticator: authenticator).add(to: router)
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
         TrustRoutes(registry: registry, authenticator: authenticator).add(to: router)
+        BuildRoutes(registry: registry, authenticator: authenticator, configuration: configuration).add(to: router)
         let webhooks = WebhookDispatcher(
             webhooks: configuration.webhooks.map { .init(name: $0.name, url: $0.url, secret: $0.secret, events: $0.events.map(Set.init)) },
             registry: registry, store: metadata, http: .shared, logger: logger)

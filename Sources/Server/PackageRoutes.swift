@@ -90,10 +90,13 @@ struct PackageRoutes: Sendable {
         let submission = try await registry.publish(upload: upload, signature: signature, by: principal)
         metrics.published()
         // With `Prefer: wait=N`, answer once the checks are done (or after N seconds), looking
-        // at the submission's state only, and less often as time goes by.
-        let deadline = ContinuousClock.now + .seconds(wait)
+        // at the submission's state only, and less often as time goes by. A submission waiting
+        // for a build worker is answered at once: a build may take longer than anyone waits.
+        let awaitingBuild = try await registry.submissions.jobs(submission: submission.id).contains { $0.check == RegistryService.buildCheck }
+        let waiting = awaitingBuild ? 0 : wait
+        let deadline = ContinuousClock.now + .seconds(waiting)
         var state = submission.state, pause = Duration.milliseconds(20)
-        while wait > 0, state == .submitted || state == .checking, ContinuousClock.now < deadline {
+        while waiting > 0, state == .submitted || state == .checking, ContinuousClock.now < deadline {
             try await Task.sleep(for: pause)
             pause = min(pause * 2, .seconds(1))
             state = try await registry.submissions.submission(id: submission.id)?.state ?? state

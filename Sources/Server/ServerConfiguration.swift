@@ -82,6 +82,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var repositoryName = "epr"
     /// Whether the OCI API deletes pushed manifests, tags and blobs (DELETE answers 405 otherwise).
     public var ociDelete = false
+    /// Whether every submission with a `[build]` table is rebuilt by a build worker and compared
+    /// (submissions of sources are always built).
+    public var rebuildSources = false
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -122,7 +125,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("two_factor_roles", "EPR_TWO_FACTOR_ROLES"), ("session_hours", "EPR_SESSION_HOURS"),
         ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
         ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
-    ] + reviewKeys + trustKeys + [("oci_delete", "EPR_OCI_DELETE")]
+    ] + reviewKeys + trustKeys + [("oci_delete", "EPR_OCI_DELETE"), ("rebuild_sources", "EPR_REBUILD_SOURCES")]
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
     public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
@@ -210,6 +213,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         if let text = values["oci_delete"] {
             guard let flag = Bool(text) else { throw Invalid(description: "oci_delete \(text) is not true or false") }
             configuration.ociDelete = flag
+        }
+        if let text = values["rebuild_sources"] {
+            guard let flag = Bool(text) else { throw Invalid(description: "rebuild_sources \(text) is not true or false") }
+            configuration.rebuildSources = flag
         }
         configuration.oidcProviders = providers
         configuration.scanners = scanners

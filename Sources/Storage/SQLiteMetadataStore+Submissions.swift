@@ -235,7 +235,19 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     // MARK: Check jobs
 
+    /// The check id of build jobs: taken by build workers only, and the submission's other
+    /// checks wait until it is done.
+    static let buildCheck = "build"
+
     public func claimJob(lease: TimeInterval) async throws -> CheckJob? {
+        try await claim(lease: lease, build: false)
+    }
+
+    public func claimBuildJob(lease: TimeInterval) async throws -> CheckJob? {
+        try await claim(lease: lease, build: true)
+    }
+
+    private func claim(lease: TimeInterval, build: Bool) async throws -> CheckJob? {
         try await transaction { writer in
             let now = Date().timeIntervalSince1970
             guard let row = try await writer.query("""
@@ -243,9 +255,11 @@ extension SQLiteMetadataStore: SubmissionStore {
                 WHERE id = (SELECT j.id FROM check_jobs j JOIN submissions s ON s.id = j.submission
                     WHERE s.state IN ('submitted', 'checking')
                     AND (j.state = 'queued' AND (j.lease_until IS NULL OR j.lease_until <= ?2) OR j.state = 'running' AND j.lease_until <= ?2)
+                    AND (CASE WHEN ?3 THEN j.check_id = '\(Self.buildCheck)' ELSE j.check_id != '\(Self.buildCheck)' AND NOT EXISTS
+                        (SELECT 1 FROM check_jobs b WHERE b.submission = j.submission AND b.check_id = '\(Self.buildCheck)' AND b.state != 'done') END)
                     ORDER BY j.id LIMIT 1)
                 RETURNING *
-                """, [.float(now + lease), .float(now)]).first else { return nil }
+                """, [.float(now + lease), .float(now), .integer(build ? 1 : 0)]).first else { return nil }
             let job = Self.job(row)
             _ = try await writer.query("UPDATE submissions SET state = 'checking', updated_at = ? WHERE id = ? AND state = 'submitted'",
                                        [.float(now), .text(job.submission)])
@@ -264,10 +278,45 @@ extension SQLiteMetadataStore: SubmissionStore {
             guard try await Self.changes(writer) == 1 else { return false }
             guard let submission = try await writer.query("SELECT submission FROM check_jobs WHERE id = ?", [.integer(id)])
                 .first?.column("submission")?.string else { return true }
-            let jobs = try await writer.query("SELECT * FROM check_jobs WHERE submission = ?", [.text(submission)]).map(Self.job)
-            guard jobs.allSatisfy({ $0.state == .done }) else { return true }
-            let state = try await Self.state(of: submission, writer)
-            guard state == .submitted || state == .checking else { return true }
+            try await Self.decideIfChecked(submission, at: now, verdict: verdict, writer)
+            return true
+        }
+    }
+
+    public func completeBuildJob(id: Int, attempt: Int, result: CheckResult, rebuilt: RebuiltArchive?, commitBlob: @Sendable () async throws -> Void,
+                                 verdict: @Sendable ([CheckResult], Bool) -> CheckVerdict) async throws -> Bool {
+        try await transaction { writer in
+            let now = Date().timeIntervalSince1970
+            guard let submission = try await writer.query("""
+                SELECT submission FROM check_jobs WHERE id = ? AND state = 'running' AND attempts = ? AND check_id = '\(Self.buildCheck)'
+                """, [.integer(id), .integer(attempt)]).first?.column("submission")?.string else { return false }
+            if let rebuilt {
+                // The contributor's signature covered the sources, not the built archive.
+                _ = try await writer.query("""
+                    UPDATE submissions SET digest = ?, size = ?, report = ?, updated_at = ?, signature = NULL, signer = NULL, signer_key_id = NULL,
+                        signature_checked_at = NULL WHERE id = ?
+                    """,
+                                           [.text(rebuilt.digest.hex), .integer(Int(rebuilt.size)), .blob(ByteBuffer(bytes: rebuilt.report)),
+                                            .float(now), .text(submission)])
+            }
+            _ = try await writer.query("""
+                UPDATE check_jobs SET state = 'done', result = ?, finished_at = ?, lease_until = NULL WHERE id = ?
+                """, [.blob(ByteBuffer(bytes: try JSONEncoder().encode(result))), .float(now), .integer(id)])
+            if rebuilt != nil { try await commitBlob() }
+            try await Self.decideIfChecked(submission, at: now, verdict: verdict, writer)
+            return true
+        }
+    }
+
+    /// Once every check of a submission is done, decides where it goes (publishing it when the
+    /// verdict says so), in the caller's transaction.
+    static func decideIfChecked(_ submission: String, at now: Double, verdict: @Sendable ([CheckResult], Bool) -> CheckVerdict,
+                                _ writer: SQLiteConnection) async throws {
+        let jobs = try await writer.query("SELECT * FROM check_jobs WHERE submission = ?", [.text(submission)]).map(Self.job)
+        guard jobs.allSatisfy({ $0.state == .done }) else { return }
+        let state = try await Self.state(of: submission, writer)
+        guard state == .submitted || state == .checking else { return }
+        do {
             let auto = try await writer.query("""
                 SELECT u.auto_publish AS auto FROM submissions s JOIN users u ON u.name = s.publisher WHERE s.id = ?
                 """, [.text(submission)]).first?.column("auto")?.integer == 1
@@ -289,7 +338,6 @@ extension SQLiteMetadataStore: SubmissionStore {
                                                        kind: .state, message: decision.reason), state: decision.state, writer)
             _ = try await writer.query("UPDATE submissions SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                                        [.text(decision.state.rawValue), .text(decision.reason), .float(now), .text(submission)])
-            return true
         }
     }
 

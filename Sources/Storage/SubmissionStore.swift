@@ -205,6 +205,14 @@ public protocol SubmissionStore: Sendable {
     func completeJob(id: Int, attempt: Int, result: CheckResult,
                      verdict: @Sendable (_ results: [CheckResult], _ autoPublish: Bool) -> CheckVerdict) async throws -> Bool
     /// Puts a job that failed to run back in the queue, to be taken again after `retryAt`.
+    /// Takes the oldest build job for a lease (build workers only); the submission's other
+    /// checks are not taken by ``claimJob(lease:)`` until its build is done.
+    func claimBuildJob(lease: TimeInterval) async throws -> CheckJob?
+    /// Completes a build job held by `attempt`: when the submission was of sources, its archive
+    /// becomes the built one (`commitBlob` stores it, in the same transaction); then decides as
+    /// ``completeJob(id:attempt:result:verdict:)`` does. False when the attempt no longer holds the job.
+    func completeBuildJob(id: Int, attempt: Int, result: CheckResult, rebuilt: RebuiltArchive?, commitBlob: @Sendable () async throws -> Void,
+                          verdict: @Sendable ([CheckResult], Bool) -> CheckVerdict) async throws -> Bool
     func releaseJob(id: Int, attempt: Int, retryAt: Date) async throws
     /// Puts every running job back in the queue: at start, when this process is the only worker.
     func requeueRunningJobs() async throws -> Int
@@ -215,4 +223,17 @@ public protocol SubmissionStore: Sendable {
     /// Users whose submissions are published once their checks pass, without review.
     func autoPublishers() async throws -> [String]
     func setAutoPublish(user: String, enabled: Bool) async throws
+}
+
+/// The archive a build worker built for a submission of sources.
+public struct RebuiltArchive: Sendable, Equatable {
+    public var digest: SHA256Digest
+    public var size: Int64
+    public var report: Data
+
+    public init(digest: SHA256Digest, size: Int64, report: Data) {
+        self.digest = digest
+        self.size = size
+        self.report = report
+    }
 }

@@ -174,7 +174,18 @@ import Testing
         "GET /v2/{name}/blobs/uploads/{id}": signedIn, "PATCH /v2/{name}/blobs/uploads/{id}": signedIn,
         "PUT /v2/{name}/blobs/uploads/{id}": signedIn, "DELETE /v2/{name}/blobs/uploads/{id}": signedIn,
         "GET /v2/{name}/tags/list": anyValidCredentials, "GET /v2/{name}/referrers/{digest}": anyValidCredentials,
+        // Build workers hold the review right.
+        "POST /api/v1/builds/claim": builders, "POST /api/v1/builds/{job}/result": builders,
     ]
+
+    /// Taking and reporting builds: tokens with the review scope, of reviewers and admins.
+    static func builders(_ caller: Caller) -> Outcome {
+        switch caller {
+        case .anonymous, .expired, .revoked: .unauthenticated
+        case .reviewer, .admin, .review: .allowed
+        default: .forbidden
+        }
+    }
 
     /// Anonymous or with valid credentials: only a bad token is refused.
     static func anyValidCredentials(_ caller: Caller) -> Outcome {
@@ -327,7 +338,7 @@ import Testing
             path = path.replacingOccurrences(of: "{id}", with: id)
         }
         let values = ["{name}": "xdp-port-filter", "{version}": "1.0.0", "{platform}": "jammy", "{artifact}": "xdp_port_filter.tar.gz",
-                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp", "{provider}": "mock", "{reference}": "1.0.0"]
+                      "{user}": "bob", "{digest}": "sha256:\(digest)", "{org}": "xdp", "{provider}": "mock", "{reference}": "1.0.0", "{job}": "1"]
         for (key, value) in values { path = path.replacingOccurrences(of: key, with: value) }
         let body: ByteBuffer? = switch route {
         case "POST /api/v1/packages": archive

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Checks
+import Client
+import Foundation
+import PackageFormat
+import RegistryAPI
+
+/// `epr worker`: a build worker, a process of its own on this machine or another. It takes
+/// build jobs from the repository, builds each package from its sources in a sandbox, and
+/// reports the log and the built archive.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Build submissions from their sources for the repository, in a sandbox (bubblewrap).",
+        discussion: """
+        Needs a token with the review right (EPR_TOKEN) and bubblewrap (bwrap) and prlimit on \
+        this machine. Each build step runs without network, with every file system read-only but \
+        the package's directory and a private /tmp, within --step-timeout and --memory.
+        """)
+
+    @OptionGroup var options: ClientOptions
+    @Flag(help: "Build at most one job, then stop (when there is none, stop at once).") var once = false
+    @Option(help: "Seconds each build step may take.") var stepTimeout = 600
+    @Option(help: "The most memory (address space) a build step may use, in MiB.") var memory = 4096
+    @Option(help: "Seconds to wait between looks for work when there is none.") var poll = 5
+    @Option(help: "Where builds unpack (default: a temporary directory).") var scratch: String?
+
+    func run() async throws {
+        guard let sandbox = BuildSandbox(memoryBytes: Int64(memory) << 20) else {
+            Output.error("bwrap (bubblewrap) and prlimit must be installed: builds run only in the sandbox")
+            throw ReportedFailure()
+        }
+        let client = try options.client()
+        let root = URL(fileURLWithPath: scratch ?? NSTemporaryDirectory()).appendingPathComponent("epr-worker-\(getpid())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        while !Task.isCancelled {
+            let job = try await reportingProblems { try await client.claimBuild() }
+            guard let job else {
+                if once { Output.line("no build job"); return }
+                try await Task.sleep(for: .seconds(poll))
+                continue
+            }
+            Output.line("building \(job.name)@\(job.version) (\(job.submission), attempt \(job.attempt))")
+            let request = await build(job, client: client, sandbox: sandbox, root: root)
+            let result = try await reportingProblems { try await client.reportBuild(job: job.job, request) }
+            Output.line("\(job.submission): \(request.outcome) -> \(result.outcome)")
+            for finding in result.findings { Output.line("  \(finding.severity) [\(finding.check)] \(finding.message)") }
+            if once { return }
+        }
+    }
+
+    /// Builds one job; whatever happens, the result to report.
+    func build(_ job: BuildJobBody, client: RegistryClient, sandbox: BuildSandbox, root: URL) async -> BuildResultRequest {
+        let work = root.appendingPathComponent(job.submission + "-\(job.attempt)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        func failed(_ check: String, _ message: String, _ steps: [PackageBuild.Step] = []) -> BuildResultRequest {
+            BuildResultRequest(submission: job.submission, attempt: job.attempt, outcome: "failed", check: check, message: message,
+                               log: PackageBuild.log(steps) + "epr worker: \(message)\n")
+        }
+        do {
+            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+            let archive = try await client.submissionArchive(job.archive_url)
+            guard SHA256Digest(of: archive).description == job.sha256 else { return failed("build.failed", "the archive downloaded is not the submitted one") }
+            let file = work.appendingPathComponent("submitted.tar.gz")
+            try archive.write(to: file)
+            let directory = try PackageUnpacker.unpack(archive: file.path, into: work.appendingPathComponent("src"))
+            var buildOptions = PackageBuild.Options(environment: BuildSandbox.environment(from: ProcessInfo.processInfo.environment))
+            buildOptions.stepTimeout = .seconds(stepTimeout)
+            buildOptions.wrapper = { sandbox.wrapper(directory: $0) }
+            let steps: [PackageBuild.Step]
+            do { steps = try PackageBuild(options: buildOptions).run(directory: directory).steps } catch let failure as PackageBuild.Failure {
+                return failed(failure.check, failure.message, failure.steps)
+            }
+            let output = work.appendingPathComponent("out")
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            let built: PackageBuilder.Result
+            do {
+                built = try PackageBuilder().build(directory: directory, output: output,
+                                                   modificationTime: PackageBuilder.modificationTime(environment: ProcessInfo.processInfo.environment))
+            } catch let failure as PackageBuilder.Failure {
+                return failed("build.failed", "the built package is not valid: \(failure)", steps)
+            } catch let failure as ManifestError {
+                return failed("build.failed", "the built package is not valid: \(failure)", steps)
+            }
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: built.path))
+            return BuildResultRequest(submission: job.submission, attempt: job.attempt, outcome: "built", log: PackageBuild.log(steps),
+                                      archive: bytes.base64EncodedString())
+        } catch {
+            return failed("build.failed", "the worker could not build: \(error)")
+        }
+    }
+}

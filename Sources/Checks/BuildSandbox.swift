@@ -1,0 +1,49 @@
+import Foundation
+
+/// The sandbox a build worker runs every build step in (bubblewrap): no network (a network
+/// namespace of its own, without interfaces), every file system read-only but the package
+/// directory and a private /tmp, no other process visible, no new privileges, and an address
+/// space limit (`prlimit --as`). Time limits are the build's own (each step is stopped when it
+/// runs past its limit, with everything it started).
+public struct BuildSandbox: Sendable {
+    public var bwrap: String
+    public var prlimit: String
+    /// The most memory (address space) a step may use.
+    public var memoryBytes: Int64
+
+    public init?(memoryBytes: Int64 = 4 << 30, path: String? = ProcessInfo.processInfo.environment["PATH"]) {
+        guard let bwrap = ChildProcess.find("bwrap", path: path), let prlimit = ChildProcess.find("prlimit", path: path) else { return nil }
+        self.bwrap = bwrap
+        self.prlimit = prlimit
+        self.memoryBytes = memoryBytes
+    }
+
+    /// The command prefix that runs a step inside the sandbox, for a package in `directory`.
+    public func wrapper(directory: String) -> [String] {
+        var arguments = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
+                         "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        // Merged-/usr systems link /bin, /lib and the like into /usr; others have them apart.
+        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: top) {
+                arguments += ["--symlink", target, top]
+            } else if FileManager.default.fileExists(atPath: top) {
+                arguments += ["--ro-bind", top, top]
+            }
+        }
+        arguments += ["--ro-bind-try", "/sys/kernel/btf", "/sys/kernel/btf",
+                      "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                      "--bind", directory, directory, "--chdir", directory,
+                      "--setenv", "HOME", directory, "--setenv", "TMPDIR", "/tmp",
+                      "--remount-ro", "/",
+                      "--", prlimit, "--as=\(memoryBytes)", "--"]
+        return arguments
+    }
+
+    /// What a build in the sandbox sees of the environment: a fixed PATH and locale, and the
+    /// tool choices and SOURCE_DATE_EPOCH of the worker's.
+    public static func environment(from worker: [String: String]) -> [String: String] {
+        var environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"]
+        for key in ["CLANG", "LLVM_STRIP", "CC", "BPFTOOL", "SOURCE_DATE_EPOCH"] { environment[key] = worker[key] }
+        return environment
+    }
+}

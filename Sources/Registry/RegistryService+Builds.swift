@@ -1,0 +1,152 @@
+import Foundation
+import NIOPosix
+import PackageFormat
+import Storage
+
+/// A build job given to a worker.
+public struct BuildAssignment: Sendable {
+    public let job: CheckJob
+    public let submission: SubmissionRecord
+    /// The submission carries sources only: the built archive takes its place.
+    public let sourcesOnly: Bool
+    /// How long the worker holds the job.
+    public let lease: TimeInterval
+}
+
+/// What a worker reports for a build job.
+public enum BuildOutcome: Sendable {
+    /// The package was built: the archive (a temporary file of the blob store, consumed).
+    case built(archive: URL)
+    /// The build failed: a finding id (`build.failed`, `build.timeout`, `build.sandbox`, ...) and why.
+    case failed(check: String, message: String)
+}
+
+/// Builds from source: a submission whose `[build]` table builds objects it does not carry (or
+/// every submission with a `[build]` table, with `rebuild_sources`) gets a build job, which
+/// only build workers (`epr worker`, separate processes) take. Its other checks wait until the
+/// build is done; a submission of sources then continues with the built archive, while one
+/// that carried objects has them compared with the rebuilt ones.
+extension RegistryService {
+    public static let buildCheck = "build"
+    /// The longest a worker holds a build job before another may take it.
+    public static let buildLease: TimeInterval = 3600
+    /// The most of a build's log kept with its result.
+    public static let buildLogLimit = 256 << 10
+
+    /// The objects and program a package's `[build]` table builds that its archive lacks.
+    public static func missingBuiltFiles(_ report: PackageReport) -> [String] {
+        guard let manifest = report.manifest else { return [] }
+        let present = Set(report.files.map(\.path))
+        return PackageBuilder.builtFiles(manifest).filter { !present.contains($0) }.sorted()
+    }
+
+    /// Takes the oldest build job, for a worker holding the review right.
+    public func claimBuild(by principal: Principal?) async throws -> BuildAssignment? {
+        try await authorize(.build, principal, target: nil)
+        guard let job = try await submissions.claimBuildJob(lease: Self.buildLease) else { return nil }
+        guard let submission = try await submissions.submission(id: job.submission) else { return nil }
+        let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
+        logger.info("build job taken", metadata: ["submission": "\(submission.id)", "worker": "\(principal?.name ?? "")", "attempt": "\(job.attempts)"])
+        return BuildAssignment(job: job, submission: submission, sourcesOnly: !Self.missingBuiltFiles(report).isEmpty, lease: Self.buildLease)
+    }
+
+    /// Records a worker's result for a build job it holds (`attempt`): the built archive is
+    /// inspected and must be the submitted package; a submission of sources continues with it,
+    /// one that carried objects has them compared. False when the attempt no longer holds the job.
+    public func reportBuild(job id: Int, attempt: Int, submission submissionID: String, outcome: BuildOutcome, log: String,
+                            by principal: Principal?) async throws -> (counted: Bool, result: CheckResult) {
+        try await authorize(.build, principal, target: submissionID)
+        var archiveFile: URL?
+        if case let .built(file) = outcome { archiveFile = file }
+        defer { if let archiveFile { try? FileManager.default.removeItem(at: archiveFile) } }
+        guard let submission = try await submissions.submission(id: submissionID),
+              try await submissions.jobs(submission: submissionID).contains(where: { $0.id == id && $0.check == Self.buildCheck }) else {
+            throw RegistryError.submissionNotFound(submissionID)
+        }
+        let submitted = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
+        let sourcesOnly = !Self.missingBuiltFiles(submitted).isEmpty
+        var findings: [Finding] = []
+        var rebuilt: RebuiltArchive?
+        var built: URL?
+        switch outcome {
+        case let .failed(check, message):
+            let id = check.hasPrefix("build.") && check.utf8.count <= 64 ? check : "build.failed"
+            findings.append(Finding(.error, id, message))
+        case let .built(file):
+            let inspector = self.inspector
+            let report = try? await NIOThreadPool.singleton.runIfActive { try inspector.inspect(path: file.path) }
+            if let report, let manifest = report.manifest, report.isValid, manifest == submitted.manifest,
+               Self.missingBuiltFiles(report).isEmpty {
+                if sourcesOnly {
+                    findings.append(Finding(.info, "build.built", "built from the sources by \(principal?.name ?? "a worker"): "
+                                            + PackageBuilder.builtFiles(manifest).sorted().joined(separator: ", ")))
+                    if submission.version.signature != nil {
+                        findings.append(Finding(.info, "build.signature-replaced",
+                                                "the contributor's signature covered the sources; the built archive is the repository's to attest"))
+                    }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    rebuilt = RebuiltArchive(digest: report.sha256, size: Int64(report.size), report: try encoder.encode(report))
+                    built = file
+                } else {
+                    findings += try await compareBuilt(file, with: submission.version.digest, manifest: manifest)
+                }
+            } else {
+                let why = report.map { report in
+                    report.manifest.map { $0 == submitted.manifest ? "it is not a valid package: "
+                        + report.findings.filter { $0.severity == .error }.map(\.description).joined(separator: "; ")
+                        : "its manifest differs from the submitted one" } ?? "it has no manifest"
+                } ?? "it cannot be read as a package archive"
+                findings.append(Finding(.error, "build.invalid", "the built archive is refused: \(why)"))
+            }
+        }
+        var details = ["worker": principal?.name ?? ""]
+        let trimmed = log.utf8.count > Self.buildLogLimit ? "(the log's beginning was cut)\n" + String(decoding: Array(log.utf8.suffix(Self.buildLogLimit)), as: UTF8.self) : log
+        details["log"] = trimmed
+        let result = CheckResult(findings: findings, details: details)
+        let blobs = self.blobs, publisher = submission.version.publisher, registry = self
+        let file = built, digest = rebuilt?.digest
+        let counted = try await submissions.completeBuildJob(id: id, attempt: attempt, result: result, rebuilt: rebuilt, commitBlob: {
+            guard let file, let digest else { return }
+            if try await blobs.size(of: digest) == nil { try await blobs.store(file, digest: digest) }
+        }) { results, flag in
+            registry.verdict(results, publisher: publisher, autoPublishFlag: flag)
+        }
+        if counted {
+            if built != nil { archiveFile = nil }
+            await audit("build", principal, target: "\(submission.version.package)@\(submission.version.version)",
+                        detail: "\(submission.id): \(result.outcome.rawValue)")
+            jobs.wake()
+            notices.wake()
+            if let updated = try await submissions.submission(id: submissionID), updated.state == .published {
+                cache.invalidate(updated.canonical)
+                await published(updated, by: "epr")
+            }
+        }
+        return (counted, result)
+    }
+
+    /// Rebuilt objects and program against those the submission carries: a difference is an error.
+    func compareBuilt(_ file: URL, with uploaded: SHA256Digest, manifest: Manifest) async throws -> [Finding] {
+        let names = PackageBuilder.builtFiles(manifest)
+        let rebuiltFiles = try Self.files(names, archive: Array(try Data(contentsOf: file)), manifest: manifest)
+        let uploadedFiles = try Self.files(names, archive: try await blobBytes(uploaded, limit: 1 << 30), manifest: manifest)
+        return names.sorted().map { name in
+            if let a = rebuiltFiles[name], a == uploadedFiles[name] {
+                Finding(.info, "build.reproduced", "\(name) rebuilt from the sources is byte-identical to the uploaded one", at: name)
+            } else {
+                Finding(.error, "build.mismatch", "\(name) rebuilt from the sources differs from the uploaded one", at: name)
+            }
+        }
+    }
+
+    static func files(_ names: Set<String>, archive: [UInt8], manifest: Manifest) throws -> [String: SHA256Digest] {
+        let reader = try ArchiveReader(MemorySource(archive), expectedTopLevel: manifest.artifactBase)
+        var found: [String: SHA256Digest] = [:]
+        while let entry = try reader.next() {
+            guard entry.kind == .file, names.contains(entry.relativePath) else { continue }
+            found[entry.relativePath] = SHA256Digest(of: try reader.readAll(limit: 512 << 20))
+        }
+        return found
+    }
+}
