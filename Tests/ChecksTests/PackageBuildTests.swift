@@ -77,6 +77,33 @@ import Testing
         #expect(status != 0 && output.contains("not s390x"), "\(output)")
     }
 
+    /// The BPF side builds for another declared architecture; what it cannot build there is said plainly.
+    @Test func otherArchitectures() throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        func declareArm64(_ directory: URL) throws {
+            let manifest = directory.appendingPathComponent("epr.toml")
+            try (try String(contentsOf: manifest, encoding: .utf8)).replacingOccurrences(of: #"architectures = ["x86_64"]"#, with: #"architectures = ["x86_64", "arm64"]"#)
+                .write(to: manifest, atomically: true, encoding: .utf8)
+        }
+        // A program of UAPI headers only: clang's BPF target builds it for arm64 here.
+        let counter = scratch.appendingPathComponent("counter")
+        _ = try Self.sourcesOnly("xdp-proto-counter", at: counter)
+        try declareArm64(counter)
+        var (status, output) = try Fixtures.run(Fixtures.eprBinary, ["build", counter.path, "--arch", "arm64", "-o", scratch.path])
+        #expect(status == 0 && output.contains("-D__TARGET_ARCH_arm64"), "\(output)")
+        let object = try Data(contentsOf: counter.appendingPathComponent("proto_counter.bpf.o"))
+        #expect(object.prefix(4) == Data([0x7F, 0x45, 0x4C, 0x46]) && object[18] == 247, "an ELF object for the BPF machine")
+        // A CO-RE object for arm64 needs arm64's vmlinux.h, which this machine's kernel cannot give.
+        let tracker = scratch.appendingPathComponent("tracker")
+        _ = try Self.sourcesOnly("exec-tracker", at: tracker)
+        try declareArm64(tracker)
+        if PackageBuild.hostArchitecture != "arm64" {
+            (status, output) = try Fixtures.run(Fixtures.eprBinary, ["build", tracker.path, "--arch", "arm64", "-o", scratch.path])
+            #expect(status != 0 && output.contains("needs that architecture's vmlinux.h"), "\(output)")
+        }
+    }
+
     /// A compiler error fails the build with the compiler's words in the log.
     @Test func aCompilerErrorFailsTheBuild() throws {
         let scratch = try Fixtures.temporaryDirectory()

@@ -95,7 +95,10 @@ struct VersionBody: Decodable, Equatable {
         for file in ["README.md", "LICENSE", "port_filter.bpf.o"] {
             try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: directory.appendingPathComponent(file))
         }
-        let manifest = try String(contentsOf: source.appendingPathComponent("epr.toml"), encoding: .utf8)
+        var manifest = try String(contentsOf: source.appendingPathComponent("epr.toml"), encoding: .utf8)
+        // Without its sources, the package says nothing of how it is built.
+        if let build = manifest.range(of: "\n# `epr build`") { manifest = String(manifest[..<build.lowerBound]) + "\n" }
+        manifest = manifest
             .replacingOccurrences(of: "entry = \"xdp_port_filter\"", with: "entry = \"no_such_function\"")
             .replacingOccurrences(of: "sources = [\"src/*.bpf.c\", \"build.sh\"]", with: "")
         try manifest.write(to: directory.appendingPathComponent("epr.toml"), atomically: true, encoding: .utf8)
