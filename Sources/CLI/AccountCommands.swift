@@ -37,7 +37,7 @@ struct TokenCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a token; it is printed once and never shown again.",
-            discussion: "Scopes: publish-new, publish-update, yank, owners, review, sign, admin. A token never carries more than its user's role allows, nor more than the token that creates it.")
+            discussion: "Scopes: publish-new, publish-update, yank, owners, review, sign, admin, build (a build worker's; admins only). A token never carries more than its user's role allows, nor more than the token that creates it.")
         @Argument(help: "What the token is for.") var name: String
         @Option(name: .customLong("scope"), help: "A scope (repeat for several).") var scopes: [String] = []
         @Option(name: .customLong("package"), help: "Limit to packages matching this pattern, such as l3af-* (repeat for several).")

@@ -13,7 +13,7 @@ struct WorkerCommand: AsyncParsableCommand {
         commandName: "worker",
         abstract: "Build submissions from their sources for the repository, in a sandbox (bubblewrap).",
         discussion: """
-        Needs a token with the review right (EPR_TOKEN) and bubblewrap (bwrap) and prlimit on \
+        Needs a token with the build scope (EPR_TOKEN; only admins hold it) and bubblewrap (bwrap) and prlimit on \
         this machine. Each build step runs without network, with every file system read-only but \
         the package's directory and a private /tmp, within --step-timeout and --memory.
         """)
@@ -34,39 +34,76 @@ struct WorkerCommand: AsyncParsableCommand {
         let root = URL(fileURLWithPath: scratch ?? NSTemporaryDirectory()).appendingPathComponent("epr-worker-\(getpid())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
+        // A sandbox this machine cannot make (no user namespaces, say) is the worker's fault,
+        // never a submission's: find out before taking any job.
+        let probe = ChildProcess(executable: sandbox.wrapper(directory: root.path)[0],
+                                 arguments: Array(sandbox.wrapper(directory: root.path).dropFirst()) + ["/usr/bin/true"], timeout: .seconds(30))
+        guard let tried = try? probe.run(), tried.status == 0 else {
+            Output.error("bubblewrap cannot make its sandbox on this machine (user or network namespaces refused?): builds cannot run here")
+            throw ReportedFailure()
+        }
         while !Task.isCancelled {
-            let job = try await reportingProblems { try await client.claimBuild() }
+            let job: BuildJobBody?
+            do { job = try await client.claimBuild() } catch {
+                // The repository is away or refuses: say so, and look again later.
+                Output.error("cannot take a build job: \(error)")
+                if once { throw ReportedFailure() }
+                try await Task.sleep(for: .seconds(poll))
+                continue
+            }
             guard let job else {
                 if once { Output.line("no build job"); return }
                 try await Task.sleep(for: .seconds(poll))
                 continue
             }
             Output.line("building \(job.name)@\(job.version) (\(job.submission), attempt \(job.attempt))")
-            let request = await build(job, client: client, sandbox: sandbox, root: root)
-            let result = try await reportingProblems { try await client.reportBuild(job: job.job, request) }
-            Output.line("\(job.submission): \(request.outcome) -> \(result.outcome)")
-            for finding in result.findings { Output.line("  \(finding.severity) [\(finding.check)] \(finding.message)") }
+            guard let request = await build(job, client: client, sandbox: sandbox, root: root) else {
+                // Left for the lease to run out: another worker, or this one later, takes it again.
+                if once { throw ReportedFailure() }
+                continue
+            }
+            do {
+                let result = try await client.reportBuild(job: job.job, request)
+                Output.line("\(job.submission): \(request.outcome) -> \(result.outcome)")
+                for finding in result.findings { Output.line("  \(finding.severity) [\(finding.check)] \(finding.message)") }
+            } catch {
+                // Too late (the lease ran out, or the submission moved on), or the repository is away.
+                Output.error("\(job.submission): the result was not taken: \(error)")
+                if once { throw ReportedFailure() }
+            }
             if once { return }
         }
     }
 
-    /// Builds one job; whatever happens, the result to report.
-    func build(_ job: BuildJobBody, client: RegistryClient, sandbox: BuildSandbox, root: URL) async -> BuildResultRequest {
+    /// Builds one job: the result to report, or nil when this machine failed (not the package),
+    /// which is left for another attempt.
+    func build(_ job: BuildJobBody, client: RegistryClient, sandbox: BuildSandbox, root: URL) async -> BuildResultRequest? {
         let work = root.appendingPathComponent(job.submission + "-\(job.attempt)")
         defer { try? FileManager.default.removeItem(at: work) }
         func failed(_ check: String, _ message: String, _ steps: [PackageBuild.Step] = []) -> BuildResultRequest {
             BuildResultRequest(submission: job.submission, attempt: job.attempt, outcome: "failed", check: check, message: message,
                                log: PackageBuild.log(steps) + "epr worker: \(message)\n")
         }
+        let directory: URL
         do {
             try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
             let archive = try await client.submissionArchive(job.archive_url)
-            guard SHA256Digest(of: archive).description == job.sha256 else { return failed("build.failed", "the archive downloaded is not the submitted one") }
+            guard SHA256Digest(of: archive).description == job.sha256 else {
+                Output.error("\(job.submission): the archive downloaded is not the submitted one")
+                return nil
+            }
             let file = work.appendingPathComponent("submitted.tar.gz")
             try archive.write(to: file)
-            let directory = try PackageUnpacker.unpack(archive: file.path, into: work.appendingPathComponent("src"))
+            directory = try PackageUnpacker.unpack(archive: file.path, into: work.appendingPathComponent("src"))
+        } catch {
+            Output.error("\(job.submission): cannot fetch and unpack the submission: \(error)")
+            return nil
+        }
+        do {
             var buildOptions = PackageBuild.Options(environment: BuildSandbox.environment(from: ProcessInfo.processInfo.environment))
             buildOptions.stepTimeout = .seconds(stepTimeout)
+            // The whole build ends well within the lease, or another worker could take the job.
+            buildOptions.deadline = ContinuousClock.now + .seconds(max(60, job.lease_seconds - 300))
             buildOptions.wrapper = { sandbox.wrapper(directory: $0) }
             let steps: [PackageBuild.Step]
             do { steps = try PackageBuild(options: buildOptions).run(directory: directory).steps } catch let failure as PackageBuild.Failure {
@@ -87,7 +124,8 @@ struct WorkerCommand: AsyncParsableCommand {
             return BuildResultRequest(submission: job.submission, attempt: job.attempt, outcome: "built", log: PackageBuild.log(steps),
                                       archive: bytes.base64EncodedString())
         } catch {
-            return failed("build.failed", "the worker could not build: \(error)")
+            Output.error("\(job.submission): the worker could not build: \(error)")
+            return nil
         }
     }
 }

@@ -10,6 +10,10 @@ public struct BuildSandbox: Sendable {
     public var prlimit: String
     /// The most memory (address space) a step may use.
     public var memoryBytes: Int64
+    /// The most processes, the largest file, and the size of the private /tmp.
+    public var processes = 256
+    public var fileBytes: Int64 = 1 << 30
+    public var tmpBytes: Int64 = 512 << 20
 
     public init?(memoryBytes: Int64 = 4 << 30, path: String? = ProcessInfo.processInfo.environment["PATH"]) {
         guard let bwrap = ChildProcess.find("bwrap", path: path), let prlimit = ChildProcess.find("prlimit", path: path) else { return nil }
@@ -20,8 +24,12 @@ public struct BuildSandbox: Sendable {
 
     /// The command prefix that runs a step inside the sandbox, for a package in `directory`.
     public func wrapper(directory: String) -> [String] {
-        var arguments = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL",
-                         "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        var arguments = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
+        // Of /etc, only what the toolchain needs: the dynamic loader's cache and the
+        // alternatives that name the compilers.
+        for path in ["/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"] {
+            arguments += ["--ro-bind-try", path, path]
+        }
         // Merged-/usr systems link /bin, /lib and the like into /usr; others have them apart.
         for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: top) {
@@ -31,11 +39,11 @@ public struct BuildSandbox: Sendable {
             }
         }
         arguments += ["--ro-bind-try", "/sys/kernel/btf", "/sys/kernel/btf",
-                      "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                      "--proc", "/proc", "--dev", "/dev", "--size", String(tmpBytes), "--tmpfs", "/tmp",
                       "--bind", directory, directory, "--chdir", directory,
                       "--setenv", "HOME", directory, "--setenv", "TMPDIR", "/tmp",
                       "--remount-ro", "/",
-                      "--", prlimit, "--as=\(memoryBytes)", "--"]
+                      "--", prlimit, "--as=\(memoryBytes)", "--nproc=\(processes)", "--fsize=\(fileBytes)", "--"]
         return arguments
     }
 

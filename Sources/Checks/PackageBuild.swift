@@ -20,6 +20,8 @@ public struct PackageBuild: Sendable {
         public var vmlinux: String?
         /// The time each step may take.
         public var stepTimeout: Duration = .seconds(600)
+        /// When the whole build must be done: no step runs past it.
+        public var deadline: ContinuousClock.Instant?
         /// Tools, from CLANG, LLVM_STRIP, CC and BPFTOOL when set.
         public var clang = "clang", llvmStrip = "llvm-strip", cc = "cc", bpftool = "bpftool"
         /// A command every step runs under (a sandbox), given the package directory.
@@ -109,7 +111,15 @@ public struct PackageBuild: Sendable {
                 executable = wrapped[0]
                 arguments = Array(wrapped.dropFirst())
             }
-            var child = ChildProcess(executable: executable, arguments: arguments, environment: options.environment, timeout: options.stepTimeout)
+            var timeout = options.stepTimeout
+            if let deadline = options.deadline {
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else {
+                    throw Failure(message: "the build ran past its time limit before \(command[0]) could start", steps: steps, check: "build.timeout")
+                }
+                timeout = min(timeout, left)
+            }
+            var child = ChildProcess(executable: executable, arguments: arguments, environment: options.environment, timeout: timeout)
             child.outputLimit = capture
             var errors = ""
             let result: ChildProcess.Result
@@ -121,7 +131,7 @@ public struct PackageBuild: Sendable {
             let step = Step(command: command, status: result.status, output: output, timedOut: result.timedOut)
             steps.append(step)
             if result.timedOut {
-                throw Failure(message: "\(command[0]) ran past the time limit of \(options.stepTimeout) and was stopped", steps: steps, check: "build.timeout")
+                throw Failure(message: "\(command[0]) ran past the time limit of \(timeout) and was stopped", steps: steps, check: "build.timeout")
             }
             guard result.status == 0 else {
                 let how = result.status.map { "exited with status \($0)" } ?? "was killed by signal \(result.signal ?? 0)"
@@ -183,9 +193,26 @@ public struct PackageBuild: Sendable {
                         + user.libs.map { "-l" + $0 })
         }
         if let test = build.test {
+            // The tests run on what was built; they may not change it.
+            let before = try builtDigests(PackageBuilder.builtFiles(manifest), root: root)
             _ = try run(["./" + test])
+            guard try builtDigests(PackageBuilder.builtFiles(manifest), root: root) == before else {
+                throw Failure(message: "the test script \(test) changed what the build made", steps: steps, check: "build.failed")
+            }
         }
         return (manifest, steps)
+    }
+
+    /// The built files' digests (nil where a file is missing or not a regular file).
+    func builtDigests(_ paths: Set<String>, root: String) throws -> [String: String] {
+        var digests: [String: String] = [:]
+        for path in paths {
+            var info = stat()
+            guard lstat(root + "/" + path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                  let data = FileManager.default.contents(atPath: root + "/" + path) else { digests[path] = "missing"; continue }
+            digests[path] = SHA256Digest(of: data).hex
+        }
+        return digests
     }
 
     static func crossCompiler(_ architecture: String) -> String {

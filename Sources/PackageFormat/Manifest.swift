@@ -83,6 +83,7 @@ public struct Manifest: Sendable, Equatable, Codable {
         public static func allowedFlag(_ flag: String) -> Bool {
             if flag.hasPrefix("-I") {
                 let path = String(flag.dropFirst(2))
+                if path.hasPrefix("=") || path.hasPrefix("$") { return false }
                 if path.hasPrefix("/usr/include") && !path.contains("..") { return true }
                 return RelativePath.problem(path) == nil || path == "."
             }
@@ -90,7 +91,8 @@ public struct Manifest: Sendable, Equatable, Codable {
                 return !flag.hasPrefix("-Wl,") && !flag.hasPrefix("-Wp,") && !flag.hasPrefix("-Wa,")
             }
             if flag.hasPrefix("-f") {
-                return !flag.hasPrefix("-fplugin") && !flag.hasPrefix("-fprofile") && !flag.contains("=/")
+                return !flag.hasPrefix("-fplugin") && !flag.hasPrefix("-fpass-plugin") && !flag.hasPrefix("-fprofile") && !flag.contains("=/")
+                    && !flag.hasPrefix("-fcrash-diagnostics") && !flag.hasPrefix("-fdebug-prefix-map") && !flag.hasPrefix("-ffile-prefix-map")
             }
             return false
         }

@@ -54,6 +54,18 @@ public struct PackageBuilder {
         var files: [ArchiveWriter.File] = []
         for path in Set(paths).sorted() {
             let url = directory.appendingPathComponent(path)
+            // No directory on the way may be a link: the package takes files of its own
+            // directory only (a build could otherwise point one at the rest of the machine).
+            var parent = directory, linked = false
+            for component in path.split(separator: "/").dropLast() {
+                parent = parent.appendingPathComponent(String(component))
+                var info = stat()
+                if lstat(parent.path, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR { linked = true; break }
+            }
+            if linked {
+                findings.append(Finding(.error, "package.not-regular-file", "\(path) is not below a directory of the package (a link or nothing is on its way)", at: path))
+                continue
+            }
             var info = stat()
             guard lstat(url.path, &info) == 0 else {
                 findings.append(Finding(.error, "package.file-missing", "\(path) does not exist", at: path))

@@ -35,6 +35,9 @@ public struct Principal: Sendable, Equatable {
         case sign
         /// Managing users and reading the audit log.
         case admin
+        /// Taking and reporting build jobs: what a build worker's token carries (admins only
+        /// hold it; a worker's token should hold nothing else).
+        case build
     }
 
     public var name: String
@@ -114,8 +117,8 @@ public enum Action: Sendable, Equatable {
     /// Granting or taking back signing rights; `org` when an organisation's admins may grant
     /// the pattern (passed as owners), nil when only admins may.
     case grantSigning(org: String?)
-    /// Taking and reporting build jobs (a build worker): the review right, as workers decide
-    /// what a submission becomes.
+    /// Taking and reporting build jobs (a build worker): the build right, an admin's alone, as
+    /// workers decide what a submission becomes.
     case build
 }
 
@@ -200,7 +203,7 @@ public struct AuthorizationPolicy: Sendable {
         case .certifyKey:
             try need(.sign)
         case .build:
-            try need(.review)
+            try need(.build)
             guard principal.packages.isEmpty else { throw .forbidden("a token limited to packages cannot build submissions") }
         case let .revokeKey(user):
             if user != principal.name { try need(.admin) } else if !principal.actsAsAdmin { try need(.sign) }

@@ -1,4 +1,5 @@
 import Foundation
+import Checks
 import NIOPosix
 import PackageFormat
 import Storage
@@ -30,13 +31,15 @@ extension RegistryService {
     public static let buildCheck = "build"
     /// The longest a worker holds a build job before another may take it.
     public static let buildLease: TimeInterval = 3600
+    /// How often a build job is taken before it is reported as not built.
+    public static let buildAttempts = 3
     /// The most of a build's log kept with its result.
     public static let buildLogLimit = 256 << 10
 
     /// The objects and program a package's `[build]` table builds that its archive lacks.
     public static func missingBuiltFiles(_ report: PackageReport) -> [String] {
         guard let manifest = report.manifest else { return [] }
-        let present = Set(report.files.map(\.path))
+        let present = Set(report.files.filter { $0.kind == .file }.map(\.path))
         return PackageBuilder.builtFiles(manifest).filter { !present.contains($0) }.sorted()
     }
 
@@ -45,6 +48,17 @@ extension RegistryService {
         try await authorize(.build, principal, target: nil)
         guard let job = try await submissions.claimBuildJob(lease: Self.buildLease) else { return nil }
         guard let submission = try await submissions.submission(id: job.submission) else { return nil }
+        if job.attempts > Self.buildAttempts {
+            // Taken this often without a result (its workers died on it): reported as not built.
+            let result = CheckResult(findings: [Finding(.error, "build.not-run", "the build was taken \(job.attempts - 1) times without a result")], ranFully: false)
+            let publisher = submission.version.publisher, registry = self
+            _ = try await submissions.completeBuildJob(id: job.id, attempt: job.attempts, result: result, rebuilt: nil, commitBlob: {}) { results, flag in
+                registry.verdict(results, publisher: publisher, autoPublishFlag: flag)
+            }
+            notices.wake()
+            jobs.wake()
+            return try await claimBuild(by: principal)
+        }
         let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
         logger.info("build job taken", metadata: ["submission": "\(submission.id)", "worker": "\(principal?.name ?? "")", "attempt": "\(job.attempts)"])
         return BuildAssignment(job: job, submission: submission, sourcesOnly: !Self.missingBuiltFiles(report).isEmpty, lease: Self.buildLease)
@@ -58,6 +72,7 @@ extension RegistryService {
         try await authorize(.build, principal, target: submissionID)
         var archiveFile: URL?
         if case let .built(file) = outcome { archiveFile = file }
+        // Consumed by the blob store when stored; removed whatever happens.
         defer { if let archiveFile { try? FileManager.default.removeItem(at: archiveFile) } }
         guard let submission = try await submissions.submission(id: submissionID),
               try await submissions.jobs(submission: submissionID).contains(where: { $0.id == id && $0.check == Self.buildCheck }) else {
@@ -84,10 +99,16 @@ extension RegistryService {
                         findings.append(Finding(.info, "build.signature-replaced",
                                                 "the contributor's signature covered the sources; the built archive is the repository's to attest"))
                     }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    rebuilt = RebuiltArchive(digest: report.sha256, size: Int64(report.size), report: try encoder.encode(report))
-                    built = file
+                    let changed = Self.unbuiltFilesChanged(submitted: submitted, built: report, manifest: manifest)
+                    if changed.isEmpty {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys]
+                        rebuilt = RebuiltArchive(digest: report.sha256, size: Int64(report.size), report: try encoder.encode(report),
+                                                 inspection: try encoder.encode(CheckSuite.inspectionResult(report)))
+                        built = file
+                    } else {
+                        findings = [Finding(.error, "build.invalid", "the built archive changes what was submitted: " + changed.joined(separator: ", "))]
+                    }
                 } else {
                     findings += try await compareBuilt(file, with: submission.version.digest, manifest: manifest)
                 }
@@ -113,7 +134,6 @@ extension RegistryService {
             registry.verdict(results, publisher: publisher, autoPublishFlag: flag)
         }
         if counted {
-            if built != nil { archiveFile = nil }
             await audit("build", principal, target: "\(submission.version.package)@\(submission.version.version)",
                         detail: "\(submission.id): \(result.outcome.rawValue)")
             jobs.wake()
@@ -126,7 +146,21 @@ extension RegistryService {
         return (counted, result)
     }
 
-    /// Rebuilt objects and program against those the submission carries: a difference is an error.
+    /// Files of the built archive other than what `[build]` builds that are not the submitted
+    /// ones, or submitted files it lacks: a build only adds what it builds.
+    static func unbuiltFilesChanged(submitted: PackageReport, built: PackageReport, manifest: Manifest) -> [String] {
+        let builtPaths = PackageBuilder.builtFiles(manifest)
+        func files(_ report: PackageReport) -> [String: String] {
+            Dictionary(report.files.filter { !builtPaths.contains($0.path) }.map { ($0.path, "\($0.kind.rawValue) \($0.sha256?.hex ?? $0.linkTarget ?? "") \($0.mode)") },
+                       uniquingKeysWith: { first, _ in first })
+        }
+        let before = files(submitted), after = files(built)
+        return Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted()
+    }
+
+    /// Rebuilt objects and program against those the submission carries: a difference is a
+    /// warning a reviewer must acknowledge (another kernel's BTF or another compiler can change
+    /// the bytes without anything being wrong), an exact match is noted.
     func compareBuilt(_ file: URL, with uploaded: SHA256Digest, manifest: Manifest) async throws -> [Finding] {
         let names = PackageBuilder.builtFiles(manifest)
         let rebuiltFiles = try Self.files(names, archive: Array(try Data(contentsOf: file)), manifest: manifest)
@@ -135,7 +169,7 @@ extension RegistryService {
             if let a = rebuiltFiles[name], a == uploadedFiles[name] {
                 Finding(.info, "build.reproduced", "\(name) rebuilt from the sources is byte-identical to the uploaded one", at: name)
             } else {
-                Finding(.error, "build.mismatch", "\(name) rebuilt from the sources differs from the uploaded one", at: name)
+                Finding(.warning, "build.mismatch", "\(name) rebuilt from the sources differs from the uploaded one", at: name)
             }
         }
     }

@@ -109,7 +109,17 @@ public struct RegistryService: Sendable {
         let inspection = CheckSuite.inspectionResult(report)
         // A package of sources is built by a build worker before anything else checks it; with
         // `rebuild_sources`, every package that says how it is built is rebuilt and compared.
-        let needsBuild = !Self.missingBuiltFiles(report).isEmpty || (rebuildSources && manifest.build != nil)
+        let sourcesOnly = !Self.missingBuiltFiles(report).isEmpty
+        let builtPaths = PackageBuilder.builtFiles(manifest)
+        if let odd = report.files.first(where: { builtPaths.contains($0.path) && $0.kind != .file }) {
+            throw RegistryError.invalidPackage(findings: [Finding(.error, "build.not-regular", "\(odd.path) is what [build] builds, but is a \(odd.kind.rawValue) here",
+                                                                  at: odd.path)])
+        }
+        if sourcesOnly, requireSignatures {
+            throw RegistryError.invalidPackage(findings: [Finding(.error, "build.signature-required",
+                                                                  "this repository requires signed packages: a package of sources cannot be, as its signature would not cover what is published; submit the built package")])
+        }
+        let needsBuild = sourcesOnly || (rebuildSources && manifest.build != nil)
         let queued = (needsBuild ? [Self.buildCheck] : []) + checks.jobs
         var submission = SubmissionRecord(id: SubmissionRecord.newID(), canonical: manifest.name.canonical, version: record, state: .submitted,
                                           approvalsRequired: review.approvalsRequired, createdAt: now, updatedAt: now)

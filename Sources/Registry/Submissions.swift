@@ -81,12 +81,17 @@ public final class JobSignal: Sendable {
 
 extension RegistryService {
     /// Check ids whose warnings a reviewer has to acknowledge explicitly when approving: helpers
-    /// that reach beyond the program's own data, and checks that could not run.
+    /// that reach beyond the program's own data, checks that could not run, and uploaded objects
+    /// that differ from those rebuilt from the sources.
     public static func needsAcknowledgement(_ results: [CheckResult]) -> [String] {
         Array(Set(results.flatMap(\.findings).filter { finding in
-            finding.severity == .warning && (finding.check == "security.sensitive-helper" || finding.check.hasSuffix("not-run"))
+            finding.severity == .warning
+                && (finding.check == "security.sensitive-helper" || finding.check.hasSuffix("not-run") || finding.check == Self.mismatchCheck)
         }.map(\.check))).sorted()
     }
+
+    /// Uploaded objects that differ from those rebuilt from the sources: never auto-published.
+    static let mismatchCheck = "build.mismatch"
 
     /// Where a submission goes once every check has finished.
     public func verdict(_ results: [CheckResult], publisher: String, autoPublishFlag: Bool) -> CheckVerdict {
@@ -98,7 +103,8 @@ extension RegistryService {
         let acknowledge = Self.needsAcknowledgement(results)
         // Auto-publishing needs every check to have run and passed; the warnings it carries are
         // named in the record, with no reviewer to acknowledge them.
-        if autoPublishFlag || review.autoPublish.contains(publisher), results.allSatisfy({ $0.outcome == .passed || $0.outcome == .warnings }) {
+        if autoPublishFlag || review.autoPublish.contains(publisher), results.allSatisfy({ $0.outcome == .passed || $0.outcome == .warnings }),
+           !acknowledge.contains(Self.mismatchCheck) {
             let warnings = acknowledge.isEmpty ? "" : "; warnings: " + acknowledge.joined(separator: ", ")
             return CheckVerdict(state: .published, reason: "every check passed; published without review (\(publisher) may auto-publish)\(warnings)")
         }

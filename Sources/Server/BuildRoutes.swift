@@ -5,7 +5,7 @@ import PackageFormat
 import Registry
 import RegistryAPI
 
-/// Build workers in the REST API v1: a worker (a token with the review right) takes the oldest
+/// Build workers in the REST API v1: a worker (a token with the build scope) takes the oldest
 /// build job and reports its result, with the log and the built archive.
 struct BuildRoutes: Sendable {
     let registry: RegistryService

@@ -298,6 +298,8 @@ extension SQLiteMetadataStore: SubmissionStore {
                     """,
                                            [.text(rebuilt.digest.hex), .integer(Int(rebuilt.size)), .blob(ByteBuffer(bytes: rebuilt.report)),
                                             .float(now), .text(submission)])
+                _ = try await writer.query("UPDATE check_jobs SET result = ? WHERE submission = ? AND check_id = 'inspection'",
+                                           [.blob(ByteBuffer(bytes: rebuilt.inspection)), .text(submission)])
             }
             _ = try await writer.query("""
                 UPDATE check_jobs SET state = 'done', result = ?, finished_at = ?, lease_until = NULL WHERE id = ?
@@ -348,7 +350,8 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     public func requeueRunningJobs() async throws -> Int {
         try await transaction { writer in
-            _ = try await writer.query("UPDATE check_jobs SET state = 'queued', lease_until = NULL WHERE state = 'running'")
+            // Build jobs are held by workers of their own, which a restart of the server does not stop.
+            _ = try await writer.query("UPDATE check_jobs SET state = 'queued', lease_until = NULL WHERE state = 'running' AND check_id != '\(Self.buildCheck)'")
             return try await Self.changes(writer)
         }
     }

@@ -230,10 +230,13 @@ public struct RebuiltArchive: Sendable, Equatable {
     public var digest: SHA256Digest
     public var size: Int64
     public var report: Data
+    /// The inspection's result for the built archive, which replaces the submitted one's.
+    public var inspection: Data
 
-    public init(digest: SHA256Digest, size: Int64, report: Data) {
+    public init(digest: SHA256Digest, size: Int64, report: Data, inspection: Data) {
         self.digest = digest
         self.size = size
         self.report = report
+        self.inspection = inspection
     }
 }

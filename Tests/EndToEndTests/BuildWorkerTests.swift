@@ -152,8 +152,10 @@ import Testing
         #expect(good.checks.first { $0.check == "build" }?.findings.contains { $0.check == "build.reproduced" } == true, "\(good.checks)")
         #expect(good.submission.state == "published")
         let bad = try await Self.detail(server, altered)
-        #expect(bad.checks.first { $0.check == "build" }?.findings.contains { $0.check == "build.mismatch" && $0.severity == "error" } == true,
+        // Another compiler or kernel BTF may change the bytes with nothing wrong: a reviewer
+        // decides, acknowledging the mismatch; it is never published without one.
+        #expect(bad.checks.first { $0.check == "build" }?.findings.contains { $0.check == "build.mismatch" && $0.severity == "warning" } == true,
                 "\(bad.checks)")
-        #expect(bad.submission.state != "published")
+        #expect(bad.submission.state == "awaiting-review")
     }
 }

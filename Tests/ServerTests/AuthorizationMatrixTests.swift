@@ -174,15 +174,15 @@ import Testing
         "GET /v2/{name}/blobs/uploads/{id}": signedIn, "PATCH /v2/{name}/blobs/uploads/{id}": signedIn,
         "PUT /v2/{name}/blobs/uploads/{id}": signedIn, "DELETE /v2/{name}/blobs/uploads/{id}": signedIn,
         "GET /v2/{name}/tags/list": anyValidCredentials, "GET /v2/{name}/referrers/{digest}": anyValidCredentials,
-        // Build workers hold the review right.
+        // Build workers hold the build right.
         "POST /api/v1/builds/claim": builders, "POST /api/v1/builds/{job}/result": builders,
     ]
 
-    /// Taking and reporting builds: tokens with the review scope, of reviewers and admins.
+    /// Taking and reporting builds: tokens with the build scope, which only admins hold.
     static func builders(_ caller: Caller) -> Outcome {
         switch caller {
         case .anonymous, .expired, .revoked: .unauthenticated
-        case .reviewer, .admin, .review: .allowed
+        case .admin: .allowed
         default: .forbidden
         }
     }
