@@ -28,7 +28,7 @@ public enum BuildOutcome: Sendable {
 /// build is done; a submission of sources then continues with the built archive, while one
 /// that carried objects has them compared with the rebuilt ones.
 extension RegistryService {
-    public static let buildCheck = "build"
+    public static let buildCheck = CheckJob.buildCheck
     /// The longest a worker holds a build job before another may take it.
     public static let buildLease: TimeInterval = 3600
     /// How often a build job is taken before it is reported as not built.
@@ -175,12 +175,6 @@ extension RegistryService {
     }
 
     static func files(_ names: Set<String>, archive: [UInt8], manifest: Manifest) throws -> [String: SHA256Digest] {
-        let reader = try ArchiveReader(MemorySource(archive), expectedTopLevel: manifest.artifactBase)
-        var found: [String: SHA256Digest] = [:]
-        while let entry = try reader.next() {
-            guard entry.kind == .file, names.contains(entry.relativePath) else { continue }
-            found[entry.relativePath] = SHA256Digest(of: try reader.readAll(limit: 512 << 20))
-        }
-        return found
+        try manifest.regularFiles(names, inArchive: archive).mapValues { SHA256Digest(of: $0) }
     }
 }

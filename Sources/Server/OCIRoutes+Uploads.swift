@@ -10,6 +10,12 @@ import Storage
 /// or a cross-repository mount), chunks in order by PATCH, closed by PUT with the digest,
 /// looked at by GET and cancelled by DELETE.
 extension OCIRoutes {
+    /// 201 for a blob now in the repository.
+    func blobCreated(_ link: OCIBlobLink) -> Response {
+        Response(status: .created, headers: [.location: "/v2/\(link.repository)/blobs/\(link.digest)", Self.contentDigest: link.digest.description,
+                                             .contentLength: "0"])
+    }
+
     func uploadHeaders(_ upload: OCIUploads.Upload) -> HTTPFields {
         [.location: "/v2/\(upload.repository)/blobs/uploads/\(upload.id)", .range: "0-\(max(0, upload.size - 1))",
          Self.uploadUUID: upload.id, .contentLength: "0"]
@@ -25,8 +31,7 @@ extension OCIRoutes {
             if let from = query.get("from"), let source = try? registry.ociRepository(from),
                caller.allows("pull", on: source) || caller.access == nil,
                let link = try await registry.ociMount(repository: repository, from: source, digest: digest, principal: caller.principal) {
-                return Response(status: .created, headers: [.location: "/v2/\(repository)/blobs/\(link.digest)", Self.contentDigest: link.digest.description,
-                                                            .contentLength: "0"])
+                return blobCreated(link)
             }
         }
         let file = try registry.blobs.temporaryFile()
@@ -44,8 +49,7 @@ extension OCIRoutes {
                 await uploads.finish(upload.id)
                 throw error
             }
-            return Response(status: .created, headers: [.location: "/v2/\(repository)/blobs/\(link.digest)", Self.contentDigest: link.digest.description,
-                                                        .contentLength: "0"])
+            return blobCreated(link)
         }
         guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             await uploads.finish(upload.id)
@@ -143,8 +147,7 @@ extension OCIRoutes {
             await uploads.finish(id)
             throw error
         }
-        return Response(status: .created, headers: [.location: "/v2/\(repository)/blobs/\(link.digest)", Self.contentDigest: link.digest.description,
-                                                    .contentLength: "0"])
+        return blobCreated(link)
     }
 
     @Sendable func cancelUpload(_ request: Request, _ context: RegistryRequestContext) async throws -> Response {

@@ -99,14 +99,8 @@ extension ServerConfiguration {
             guard let count = Int(text), (1...64).contains(count) else { throw Invalid(description: "check_workers \(text) is not a number from 1 to 64") }
             configuration.checkWorkers = count
         }
-        if let text = values["verifier"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "verifier \(text) is not true or false") }
-            configuration.verifier = flag
-        }
-        if let text = values["sources_check"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "sources_check \(text) is not true or false") }
-            configuration.sourcesCheck = flag
-        }
+        try flag(values, "verifier", into: &configuration.verifier)
+        try flag(values, "sources_check", into: &configuration.sourcesCheck)
         if let text = values["verifier_timeout"] {
             guard let seconds = Int(text), (1...3600).contains(seconds) else {
                 throw Invalid(description: "verifier_timeout \(text) is not a number of seconds from 1 to 3600")

@@ -10,10 +10,7 @@ extension ServerConfiguration {
     /// `EPR_TRUST_PASSPHRASE` only, never from the file.
     static func applyTrust(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
         if let directory = values["trust_directory"] { configuration.trustDirectory = directory }
-        if let text = values["require_signatures"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "require_signatures \(text) is not true or false") }
-            configuration.requireSignatures = flag
-        }
+        try flag(values, "require_signatures", into: &configuration.requireSignatures)
         if let text = values["certificate_days"] {
             guard let days = Int(text), (1...3650).contains(days) else { throw Invalid(description: "certificate_days \(text) is not a number from 1 to 3650") }
             configuration.certificateDays = days

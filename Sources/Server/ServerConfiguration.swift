@@ -110,6 +110,13 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    /// A boolean key, when given: `true` or `false`, anything else refused.
+    static func flag(_ values: [String: String], _ key: String, into target: inout Bool) throws {
+        guard let text = values[key] else { return }
+        guard let value = Bool(text) else { throw Invalid(description: "\(key) \(text) is not true or false") }
+        target = value
+    }
+
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
     }
@@ -210,14 +217,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         try applySignIn(values, to: &configuration)
         try applyReview(values, to: &configuration)
         try applyTrust(values, to: &configuration)
-        if let text = values["oci_delete"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "oci_delete \(text) is not true or false") }
-            configuration.ociDelete = flag
-        }
-        if let text = values["rebuild_sources"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "rebuild_sources \(text) is not true or false") }
-            configuration.rebuildSources = flag
-        }
+        try flag(values, "oci_delete", into: &configuration.ociDelete)
+        try flag(values, "rebuild_sources", into: &configuration.rebuildSources)
         configuration.oidcProviders = providers
         configuration.scanners = scanners
         configuration.webhooks = webhooks
@@ -308,10 +309,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             }
             configuration.hstsMaxAge = seconds
         }
-        if let text = values["secure_cookies"] {
-            guard let flag = Bool(text) else { throw Invalid(description: "secure_cookies \(text) is not true or false") }
-            configuration.secureCookies = flag
-        }
+        try flag(values, "secure_cookies", into: &configuration.secureCookies)
     }
 
     /// "1048576", "512K", "100M", "2G".

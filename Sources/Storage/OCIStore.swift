@@ -104,8 +104,6 @@ public protocol OCIStore: Sendable {
     /// Unlinks a blob; false when it is not linked. Refused (``OCIStoreError/inUse(_:)``) while a
     /// manifest of the repository uses it, checked in the same transaction.
     func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool
-    /// Whether a manifest of the repository uses the blob.
-    func blobInUse(repository: String, digest: SHA256Digest) async throws -> Bool
 
     /// Stores a pushed manifest (checking that what it refers to is linked) and points `tag` at
     /// it; a public manifest makes its blobs public.

@@ -59,10 +59,6 @@ extension SQLiteMetadataStore: OCIStore {
         }
     }
 
-    public func blobInUse(repository: String, digest: SHA256Digest) async throws -> Bool {
-        try await !reader.query("SELECT 1 FROM oci_refs WHERE repository = ? AND target = ? LIMIT 1", [.text(repository), .text(digest.hex)]).isEmpty
-    }
-
     public func putManifest(_ manifest: OCIManifestRecord, tag: String?) async throws {
         try await transaction { writer in
             let repository = SQLiteData.text(manifest.repository)

@@ -235,19 +235,11 @@ extension SQLiteMetadataStore: SubmissionStore {
 
     // MARK: Check jobs
 
-    /// The check id of build jobs: taken by build workers only, and the submission's other
-    /// checks wait until it is done.
-    static let buildCheck = "build"
-
     public func claimJob(lease: TimeInterval) async throws -> CheckJob? {
         try await claim(lease: lease, build: false)
     }
 
-    public func claimBuildJob(lease: TimeInterval) async throws -> CheckJob? {
-        try await claim(lease: lease, build: true)
-    }
-
-    private func claim(lease: TimeInterval, build: Bool) async throws -> CheckJob? {
+    func claim(lease: TimeInterval, build: Bool) async throws -> CheckJob? {
         try await transaction { writer in
             let now = Date().timeIntervalSince1970
             guard let row = try await writer.query("""
@@ -278,33 +270,6 @@ extension SQLiteMetadataStore: SubmissionStore {
             guard try await Self.changes(writer) == 1 else { return false }
             guard let submission = try await writer.query("SELECT submission FROM check_jobs WHERE id = ?", [.integer(id)])
                 .first?.column("submission")?.string else { return true }
-            try await Self.decideIfChecked(submission, at: now, verdict: verdict, writer)
-            return true
-        }
-    }
-
-    public func completeBuildJob(id: Int, attempt: Int, result: CheckResult, rebuilt: RebuiltArchive?, commitBlob: @Sendable () async throws -> Void,
-                                 verdict: @Sendable ([CheckResult], Bool) -> CheckVerdict) async throws -> Bool {
-        try await transaction { writer in
-            let now = Date().timeIntervalSince1970
-            guard let submission = try await writer.query("""
-                SELECT submission FROM check_jobs WHERE id = ? AND state = 'running' AND attempts = ? AND check_id = '\(Self.buildCheck)'
-                """, [.integer(id), .integer(attempt)]).first?.column("submission")?.string else { return false }
-            if let rebuilt {
-                // The contributor's signature covered the sources, not the built archive.
-                _ = try await writer.query("""
-                    UPDATE submissions SET digest = ?, size = ?, report = ?, updated_at = ?, signature = NULL, signer = NULL, signer_key_id = NULL,
-                        signature_checked_at = NULL WHERE id = ?
-                    """,
-                                           [.text(rebuilt.digest.hex), .integer(Int(rebuilt.size)), .blob(ByteBuffer(bytes: rebuilt.report)),
-                                            .float(now), .text(submission)])
-                _ = try await writer.query("UPDATE check_jobs SET result = ? WHERE submission = ? AND check_id = 'inspection'",
-                                           [.blob(ByteBuffer(bytes: rebuilt.inspection)), .text(submission)])
-            }
-            _ = try await writer.query("""
-                UPDATE check_jobs SET state = 'done', result = ?, finished_at = ?, lease_until = NULL WHERE id = ?
-                """, [.blob(ByteBuffer(bytes: try JSONEncoder().encode(result))), .float(now), .integer(id)])
-            if rebuilt != nil { try await commitBlob() }
             try await Self.decideIfChecked(submission, at: now, verdict: verdict, writer)
             return true
         }

@@ -104,6 +104,10 @@ public struct ReviewEvent: Sendable, Equatable, Codable {
 /// One automated check of one submission, run in the background: claimed by a worker for a
 /// while (its lease), completed once.
 public struct CheckJob: Sendable, Equatable {
+    /// The check id of build jobs: taken by build workers only, and the submission's other
+    /// checks wait until it is done.
+    public static let buildCheck = "build"
+
     public enum State: String, Sendable, Codable {
         case queued, running, done
         /// Its submission closed before it ran.

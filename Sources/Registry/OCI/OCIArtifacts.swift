@@ -126,14 +126,7 @@ public struct OCIArtifacts: Sendable {
 
     /// The package's kernel objects, read from its archive.
     static func objects(archive: [UInt8], manifest: Manifest) throws -> [(path: String, bytes: [UInt8])] {
-        let wanted = Set(manifest.declaredObjects)
-        let reader = try ArchiveReader(MemorySource(archive), expectedTopLevel: manifest.artifactBase)
-        var found: [(path: String, bytes: [UInt8])] = []
-        while let entry = try reader.next() {
-            guard entry.kind == .file, wanted.contains(entry.relativePath) else { continue }
-            found.append((entry.relativePath, try reader.readAll(limit: 256 << 20)))
-        }
-        return found.sorted { $0.path < $1.path }
+        try manifest.regularFiles(Set(manifest.declaredObjects), inArchive: archive).map { (path: $0.key, bytes: $0.value) }.sorted { $0.path < $1.path }
     }
 
     /// bpfman's labels: program name to type, map name to type.
