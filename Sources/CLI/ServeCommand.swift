@@ -36,6 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsKey: String?
 
     func run() async throws {
+        // Whatever the server makes (database, blobs, keys, scratch) is its user's alone.
+        umask(0o077)
         let environment = ProcessInfo.processInfo.environment
         var overrides: [String: String] = [:]
         if let data { overrides["data"] = data }

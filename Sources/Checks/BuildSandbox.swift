@@ -1,6 +1,7 @@
 import Foundation
 
-/// The sandbox a build worker runs every build step in (bubblewrap): no network (a network
+/// The sandbox a build worker runs every build step in, and the checks run their tools in
+/// (bubblewrap): no network (a network
 /// namespace of its own, without interfaces), every file system read-only but the package
 /// directory and a private /tmp, no other process visible, no new privileges, and an address
 /// space limit (`prlimit --as`). Time limits are the build's own (each step is stopped when it
@@ -14,6 +15,8 @@ public struct BuildSandbox: Sendable {
     public var processes = 256
     public var fileBytes: Int64 = 1 << 30
     public var tmpBytes: Int64 = 512 << 20
+    /// Seconds of CPU time a step may use; nil: only the wall-clock limit of the step.
+    public var cpuSeconds: Int?
 
     public init?(memoryBytes: Int64 = 4 << 30, path: String? = ProcessInfo.processInfo.environment["PATH"]) {
         guard let bwrap = ChildProcess.find("bwrap", path: path), let prlimit = ChildProcess.find("prlimit", path: path) else { return nil }
@@ -22,8 +25,11 @@ public struct BuildSandbox: Sendable {
         self.memoryBytes = memoryBytes
     }
 
-    /// The command prefix that runs a step inside the sandbox, for a package in `directory`.
-    public func wrapper(directory: String) -> [String] {
+    /// The command prefix that runs a step inside the sandbox, for a package in `directory`
+    /// (seen at `mount`, the same path by default; writable only when `writable`). The kernel's
+    /// BTF is there for builds that make `vmlinux.h`, only when `kernelBTF`.
+    public func wrapper(directory: String, mount: String? = nil, writable: Bool = true, kernelBTF: Bool = true) -> [String] {
+        let mount = mount ?? directory
         var arguments = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
         // Of /etc, only what the toolchain needs: the dynamic loader's cache and the
         // alternatives that name the compilers.
@@ -38,13 +44,14 @@ public struct BuildSandbox: Sendable {
                 arguments += ["--ro-bind", top, top]
             }
         }
-        arguments += ["--ro-bind-try", "/sys/kernel/btf", "/sys/kernel/btf",
-                      "--proc", "/proc", "--dev", "/dev", "--size", String(tmpBytes), "--tmpfs", "/tmp",
-                      "--bind", directory, directory, "--chdir", directory,
-                      "--setenv", "HOME", directory, "--setenv", "TMPDIR", "/tmp",
+        if kernelBTF { arguments += ["--ro-bind-try", "/sys/kernel/btf", "/sys/kernel/btf"] }
+        arguments += ["--proc", "/proc", "--dev", "/dev", "--size", String(tmpBytes), "--tmpfs", "/tmp",
+                      writable ? "--bind" : "--ro-bind", directory, mount, "--chdir", mount,
+                      "--setenv", "HOME", mount, "--setenv", "TMPDIR", "/tmp",
                       "--remount-ro", "/",
-                      "--", prlimit, "--as=\(memoryBytes)", "--nproc=\(processes)", "--fsize=\(fileBytes)", "--"]
-        return arguments
+                      "--", prlimit, "--as=\(memoryBytes)", "--nproc=\(processes)", "--fsize=\(fileBytes)"]
+        if let cpuSeconds { arguments.append("--cpu=\(cpuSeconds)") }
+        return arguments + ["--"]
     }
 
     /// What a build in the sandbox sees of the environment: a fixed PATH and locale, and the

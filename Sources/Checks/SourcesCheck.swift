@@ -22,10 +22,45 @@ public struct SourcesCheck: Sendable {
     public var searchPath: String?
     /// Stops its commands early.
     public var cancellation: Cancellation?
+    /// Where clang and clang-format run: a sandbox that sees the package (read-only, at
+    /// ``mount``) and the toolchain, and nothing else of the host: no data directory, no keys,
+    /// no network, with memory, CPU, process and file-size limits.
+    public var sandbox: BuildSandbox?
+    /// Whether the tools may run without a sandbox (a contributor's own `epr check`); on the
+    /// registry they never do, and the check reports `sources.not-run` instead.
+    public var allowUnsandboxed: Bool
 
-    public init(timeout: Duration = .seconds(300), searchPath: String? = ProcessInfo.processInfo.environment["PATH"]) {
+    /// Where the package is seen inside the sandbox: the paths in the tools' messages.
+    public static let mount = "/package"
+
+    public init(timeout: Duration = .seconds(300), searchPath: String? = ProcessInfo.processInfo.environment["PATH"],
+                sandbox: BuildSandbox? = Self.defaultSandbox(), allowUnsandboxed: Bool = false) {
         self.timeout = timeout
         self.searchPath = searchPath
+        self.sandbox = sandbox
+        self.allowUnsandboxed = allowUnsandboxed
+    }
+
+    /// A sandbox with room for a compiler: 2 GiB of address space, 64 processes, files of at
+    /// most 64 MiB and a /tmp of 64 MiB, and the check's own time limit in CPU seconds.
+    public static func defaultSandbox(path: String? = ProcessInfo.processInfo.environment["PATH"]) -> BuildSandbox? {
+        guard var sandbox = BuildSandbox(memoryBytes: 2 << 30, path: path) else { return nil }
+        sandbox.processes = 64
+        sandbox.fileBytes = 64 << 20
+        sandbox.tmpBytes = 64 << 20
+        sandbox.cpuSeconds = 300
+        return sandbox
+    }
+
+    /// The command line of a tool run: inside the sandbox with the package at ``mount``, or
+    /// as it is when unsandboxed runs are allowed; nil when neither.
+    func command(_ tool: String, _ arguments: [String], in directory: URL) -> (executable: String, arguments: [String], root: String)? {
+        if let sandbox {
+            let wrapper = sandbox.wrapper(directory: directory.path, mount: Self.mount, writable: false, kernelBTF: false)
+            return (wrapper[0], Array(wrapper.dropFirst()) + [tool] + arguments, Self.mount)
+        }
+        guard allowUnsandboxed else { return nil }
+        return (tool, arguments, directory.path)
     }
 
     public func run(package directory: URL, report: PackageReport) -> CheckResult {
@@ -74,6 +109,17 @@ public struct SourcesCheck: Sendable {
                                     at: "\(repeated.second.file):\(repeated.second.line)"))
         }
 
+        // The tools run only in the sandbox (on the registry), or where it is allowed without.
+        guard sandbox != nil || allowUnsandboxed else {
+            findings.append(Finding(.warning, "sources.not-run",
+                                    "the sandbox for the compiler (bubblewrap and prlimit) is not installed: compiler warnings and the layout were not checked"))
+            return CheckResult(findings: findings, ranFully: false, details: ["functions": figures.joined(separator: "\n")])
+        }
+
+        // Inside the sandbox only /usr and the top-level system directories exist.
+        let searchPath = sandbox == nil ? self.searchPath
+            : (self.searchPath ?? "/usr/bin:/bin").split(separator: ":").filter { $0.hasPrefix("/usr/") || $0 == "/bin" }.joined(separator: ":")
+
         // The compiler's warnings.
         if let clang = ChildProcess.find("clang", path: searchPath) {
             for (path, _) in texts where path.hasSuffix(".c") {
@@ -86,8 +132,9 @@ public struct SourcesCheck: Sendable {
 
         // The layout.
         if let format = ChildProcess.find("clang-format", path: searchPath) {
+            let root = sandbox == nil ? directory.path : Self.mount
             let style = FileManager.default.fileExists(atPath: directory.appendingPathComponent(".clang-format").path)
-                ? "file:" + directory.appendingPathComponent(".clang-format").path : Self.defaultStyle
+                ? "file:" + root + "/.clang-format" : Self.defaultStyle
             for (path, _) in texts {
                 findings += layout(path, in: directory, clangFormat: format, style: style, timeout: deadline - ContinuousClock.now)
             }
@@ -103,16 +150,18 @@ public struct SourcesCheck: Sendable {
     /// `path:line:col: warning: message [-Wflag]` lines of clang for one source.
     func compile(_ path: String, in directory: URL, clang: String, timeout: Duration) -> [Finding] {
         guard timeout > .zero else { return [Finding(.warning, "sources.not-run", "the check's time ran out before \(path) was compiled", at: path)] }
-        let file = directory.appendingPathComponent(path)
+        let root = sandbox == nil ? directory.path : Self.mount
+        let file = URL(fileURLWithPath: root).appendingPathComponent(path)
         var arguments = ["-target", "bpf", "-O2", "-Wall", "-Wextra", "-fsyntax-only", "-fno-color-diagnostics",
-                         "-I", file.deletingLastPathComponent().path, "-I", directory.path]
+                         "-I", file.deletingLastPathComponent().path, "-I", root]
         for include in ["/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu"]
         where FileManager.default.fileExists(atPath: include) {
             arguments += ["-I", include]
         }
         var warnings: [Finding] = [], firstError: String?
         let prefix = file.path + ":"
-        var child = ChildProcess(executable: clang, arguments: arguments + [file.path],
+        guard let command = command(clang, arguments + [file.path], in: directory) else { return [] }
+        var child = ChildProcess(executable: command.executable, arguments: command.arguments,
                                  environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"], timeout: timeout)
         child.cancellation = cancellation
         let result = try? child.run { line in
@@ -130,7 +179,14 @@ public struct SourcesCheck: Sendable {
             }
         }
         if result == nil || result?.timedOut == true {
-            return warnings + [Finding(.warning, "sources.not-run", "clang did not finish on \(path)", at: path)]
+            return warnings + [Finding(.warning, "sources.not-run", "clang did not finish on \(path) within the check's time", at: path)]
+        }
+        if let result, result.status != 0, firstError == nil {
+            // Stopped by a limit of the sandbox (memory, CPU time, file size) or crashed.
+            let how = result.signal.map { "was stopped by signal \($0)" } ?? "failed (exit \(result.status ?? -1))"
+            return warnings + [Finding(.warning, "sources.not-run",
+                                       "clang \(how) on \(path) without a diagnostic: it ran out of the memory or CPU time a check may use, or crashed",
+                                       at: path)]
         }
         if let firstError {
             // Sources that need headers the package does not carry (vmlinux.h) are compiled
@@ -143,11 +199,12 @@ public struct SourcesCheck: Sendable {
     /// Lines clang-format would change in one source, as one finding.
     func layout(_ path: String, in directory: URL, clangFormat: String, style: String, timeout: Duration) -> [Finding] {
         guard timeout > .zero else { return [Finding(.warning, "sources.not-run", "the check's time ran out before the layout of \(path)", at: path)] }
-        let file = directory.appendingPathComponent(path)
+        let file = URL(fileURLWithPath: sandbox == nil ? directory.path : Self.mount).appendingPathComponent(path)
         var lines: [Int] = []
         let prefix = file.path + ":"
-        var child = ChildProcess(executable: clangFormat, arguments: ["--dry-run", "--style=\(style)", "--fallback-style=none",
-                                                                      "-fno-color-diagnostics", file.path],
+        guard let command = command(clangFormat, ["--dry-run", "--style=\(style)", "--fallback-style=none", "-fno-color-diagnostics", file.path],
+                                    in: directory) else { return [] }
+        var child = ChildProcess(executable: command.executable, arguments: command.arguments,
                                  environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"], timeout: timeout)
         child.cancellation = cancellation
         let result = try? child.run { line in

@@ -198,35 +198,20 @@ public final class ArchiveReader<Source: ByteSource> {
 
     /// Resolves every symbolic link as a file system would, following links through links, so
     /// that no chain of links leaves the top-level directory whatever order they came in.
+    ///
+    /// Each link is resolved once and its result kept (a link resolves the same way from
+    /// wherever it is reached), so a link named many times along a chain costs one lookup, and
+    /// the whole resolution is bounded by a budget of steps proportional to the links' text: a
+    /// chain of links whose targets name earlier links several times costs linear, not
+    /// exponential, work.
     private func checkSymlinks() throws(ArchiveError) {
+        var resolution = LinkResolution(symlinks: symlinks, topLevel: topLevel,
+                                        budget: 4096 + symlinks.reduce(0) { $0 + 8 * ($1.key.utf8.count + $1.value.utf8.count) })
         for (path, target) in symlinks.sorted(by: { $0.key < $1.key }) {
-            guard let resolved = follow(Array(path.split(separator: "/").map(String.init).dropLast()), target, hops: 0),
-                  let top = topLevel, resolved.first == top else {
+            guard let resolved = resolution.resolve(link: path), let top = topLevel, resolved.parts.first == top else {
                 throw .linkEscapes(entry: path, target: target)
             }
         }
-    }
-
-    private func follow(_ base: [String], _ target: String, hops: Int) -> [String]? {
-        guard hops < 40, !target.hasPrefix("/") else { return nil }
-        var parts = base
-        for component in target.split(separator: "/") {
-            switch component {
-            case ".": continue
-            case "..":
-                guard !parts.isEmpty else { return nil }
-                parts.removeLast()
-            default:
-                parts.append(String(component))
-                if let next = symlinks[parts.joined(separator: "/")] {
-                    guard let resolved = follow(Array(parts.dropLast()), next, hops: hops + 1) else { return nil }
-                    parts = resolved
-                }
-            }
-            // Climbing out of the top-level directory is an escape even if the path comes back.
-            guard let top = topLevel, parts.first == top else { return nil }
-        }
-        return parts
     }
 
     /// Applies `link` to the directory `base`, or nil if it climbs above the archive root.

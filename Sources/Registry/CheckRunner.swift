@@ -118,7 +118,7 @@ public final class CheckRunner: Sendable {
     /// Runs a job's check on the runner's threads; a shutdown stops the commands it started.
     func run(_ job: CheckJob, _ submission: SubmissionRecord) async throws -> CheckResult {
         let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
-        let (archive, temporary) = try await localArchive(submission.version.digest)
+        let (archive, temporary) = try await registry.localFile(of: submission.version.digest)
         defer { if temporary { try? FileManager.default.removeItem(atPath: archive) } }
         let checks = registry.checks, scratch = registry.scratch, cancellation = Cancellation()
         return try await withTaskCancellationHandler {
@@ -148,24 +148,5 @@ public final class CheckRunner: Sendable {
                                              target: "\(updated.version.package)@\(updated.version.version)", outcome: "success",
                                              detail: "\(updated.id): \(updated.state.rawValue)"))
         }
-    }
-
-    /// A file holding the archive: the blob store's own, or a temporary copy.
-    func localArchive(_ digest: SHA256Digest) async throws -> (String, Bool) {
-        if let path = registry.blobs.localPath(of: digest) { return (path, false) }
-        let file = try registry.blobs.temporaryFile()
-        do {
-            guard FileManager.default.createFile(atPath: file.path, contents: nil), let handle = FileHandle(forWritingAtPath: file.path) else {
-                throw CocoaError(.fileWriteUnknown)
-            }
-            defer { try? handle.close() }
-            for try await chunk in try await registry.blobs.read(digest, range: nil) {
-                try handle.write(contentsOf: chunk.readableBytesView)
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: file)
-            throw error
-        }
-        return (file.path, true)
     }
 }

@@ -152,6 +152,8 @@ extension RegistryService {
             image = decoded
         }
         guard let config = image.config, let configDigest = SHA256Digest(oci: config.digest) else { return nil }
+        // A program's push counts as a publish before anything of it is read.
+        if Self.isRunnable(image, mediaType: image.mediaType ?? "") { try await checkPublishRate(principal) }
         let layers = image.layers ?? []
         let upload = try blobs.temporaryFile()
         defer { try? FileManager.default.removeItem(at: upload) }
@@ -170,20 +172,28 @@ extension RegistryService {
                 }
             }
         } else {
-            // Each layer once, and no more than 256 MiB of them together.
-            var contents: [(OCIDescriptor, [UInt8])] = []
-            var seen: Set<SHA256Digest> = [], total = 0
+            // Each layer once, read as a stream off the request threads: only BPF objects are
+            // kept, within the same bounds as package archives.
+            var objects: [(name: String, bytes: [UInt8])] = []
+            var seen: Set<SHA256Digest> = []
             for layer in layers {
                 guard let digest = SHA256Digest(oci: layer.digest), seen.insert(digest).inserted else { continue }
-                let bytes = try await blobBytes(digest, limit: Self.ociProgramLimit - total)
-                total += bytes.count
-                contents.append((layer, bytes))
+                let (path, temporary) = try await localFile(of: digest)
+                defer { if temporary { try? FileManager.default.removeItem(atPath: path) } }
+                let found = objects
+                do {
+                    objects += try await NIOThreadPool.singleton.runIfActive {
+                        try OCIPushedProgram.objects(in: layer, source: try FileSource(path: path), limits: Self.ociLayerLimits, found: found)
+                    }
+                } catch let error as OCILayer.Failure {
+                    throw OCIError.manifestInvalid(error.description)
+                } catch let error as ArchiveError {
+                    throw OCIError.manifestInvalid("\(layer.digest) cannot be read: \(error)")
+                }
             }
             let configBytes = config.size <= 1 << 20 ? try await blobBytes(configDigest, limit: 1 << 20) : nil
             let program: OCIPushedProgram?
-            do { program = try OCIPushedProgram.find(layers: contents, config: configBytes, annotations: image.annotations ?? [:]) } catch let error as OCILayer.Failure {
-                throw OCIError.manifestInvalid(error.description)
-            }
+            program = OCIPushedProgram.program(objects: objects, config: configBytes, annotations: image.annotations ?? [:])
             guard let program else { return nil }
             let version = OCIReference.version(tag: tag) ?? (image.annotations?["org.opencontainers.image.version"]).flatMap { try? SemanticVersion($0) }
             guard let version else {
@@ -202,7 +212,6 @@ extension RegistryService {
             }
         }
         do {
-            try await checkPublishRate(principal)
             return try await publish(upload: upload, by: principal)
         } catch let RegistryError.invalidPackage(findings) {
             throw OCIError.manifestInvalid("the package is refused: " + findings.filter { $0.severity == .error }.map(\.description).joined(separator: "; "))
@@ -213,8 +222,19 @@ extension RegistryService {
         }
     }
 
-    /// The most bytes of layers (and of files unpacked from them) a pushed program is read from.
-    static let ociProgramLimit = 256 << 20
+    /// How much of a pushed program's layers is read: the bounds of package archives, and at
+    /// most 64 MiB of BPF objects kept.
+    static let ociLayerLimits: OCILayer.Limits = {
+        var limits = OCILayer.Limits()
+        let archives = ArchiveLimits()
+        limits.keptBytes = 64 << 20
+        limits.fileBytes = 64 << 20
+        limits.entries = archives.maxEntries
+        limits.expandedBytes = archives.maxExpandedSize
+        limits.compressionRatio = UInt64(archives.maxCompressionRatio)
+        limits.ratioGrace = archives.ratioGrace
+        return limits
+    }()
 
     /// Copies a blob into a file, chunk by chunk.
     func copyBlob(_ digest: SHA256Digest, to file: URL) async throws {
@@ -224,6 +244,19 @@ extension RegistryService {
         let handle = try FileHandle(forWritingTo: file)
         defer { try? handle.close() }
         for try await chunk in try await blobs.read(digest, range: nil) { try handle.write(contentsOf: chunk.readableBytesView) }
+    }
+
+    /// A file holding a blob: the blob store's own, or a temporary copy (true) to remove after use.
+    public func localFile(of digest: SHA256Digest) async throws -> (String, Bool) {
+        if let path = blobs.localPath(of: digest) { return (path, false) }
+        let file = try blobs.temporaryFile()
+        do {
+            try await copyBlob(digest, to: file)
+        } catch {
+            try? FileManager.default.removeItem(at: file)
+            throw error
+        }
+        return (file.path, true)
     }
 
     /// A blob's whole content.

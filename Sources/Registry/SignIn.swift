@@ -21,8 +21,12 @@ public struct SignInSettings: Sendable {
     /// A session ends this long after sign-in, or after this long unused.
     public var sessionLifetime: TimeInterval = 7 * 86_400
     public var sessionIdle: TimeInterval = 12 * 3600
-    /// Failed sign-ins per account before it is locked out (with backoff); nil turns it off.
+    /// Failed sign-ins per account from one address before that address may no longer sign in
+    /// to it with a password alone (with backoff); nil turns it off.
     public var accountLockout: Lockout? = Lockout(threshold: 10, window: .seconds(900))
+    /// Failed sign-ins per account from all addresses together before nobody may sign in to it
+    /// with a password alone (a guess spread over many addresses); nil turns it off.
+    public var accountWideLockout: Lockout? = Lockout(threshold: 50, window: .seconds(900))
     /// The name authenticator apps show.
     public var issuer = "epr"
     /// Registrations per address (ten an hour, all at once at most).
@@ -49,13 +53,19 @@ extension RegistryService {
     // MARK: Password sign-in
 
     /// Checks a user name, password and (when enrolled) second factor. Failures count against
-    /// both the account and the address; either locked out refuses even the right password,
-    /// before any hashing. Unknown users cost as much time as wrong passwords.
+    /// the address, the account from that address, and the account from everywhere. A locked
+    /// address, or a locked account without a second factor in the request, is refused even the
+    /// right password, before any hashing. A locked account is never locked against its owner's
+    /// second factor: someone else's failures cannot keep a person who proves both factors out
+    /// (and while locked, every failure looks alike, so guesses learn nothing of the password).
+    /// Unknown users cost as much time as wrong passwords.
     public func signIn(name: String, password: String, otp: String?, recoveryCode: String?, address: String?) async throws -> SignedIn {
-        let origin = address ?? "-", account = name.lowercased()
+        let origin = address ?? "-", account = name.lowercased(), pair = account + " " + origin
         try limits.checkAddress(origin)
-        if let seconds = signIn.accountLockout?.lockedOut(account) {
-            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed sign-ins for this account")
+        let secondFactor = !(otp ?? "").isEmpty || !(recoveryCode ?? "").isEmpty
+        let locked = signIn.accountLockout?.lockedOut(pair) ?? signIn.accountWideLockout?.lockedOut(account)
+        if let seconds = locked, !secondFactor {
+            throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed sign-ins for this account: sign in with a second factor, or wait")
         }
         let user = try await accounts.user(name: account)
         let stored = user == nil ? nil : try await credentials.credentials(user: account)
@@ -63,7 +73,8 @@ extension RegistryService {
         func fail(_ reason: String) async -> RegistryError {
             let addressLock = limits.authFailures?.failed(origin)
             // Unknown names are locked out alike, so a lockout tells nothing about who exists.
-            let accountLock = signIn.accountLockout?.failed(account)
+            let accountLock = signIn.accountLockout?.failed(pair)
+            signIn.accountWideLockout?.failed(account)
             var detail = reason
             if let accountLock { detail += "; account locked for \(accountLock) s" }
             if let addressLock { detail += "; address locked for \(addressLock) s" }
@@ -73,6 +84,7 @@ extension RegistryService {
         }
         guard let user, let stored, passwordMatches else { throw await fail(user == nil ? "unknown user" : "wrong password") }
         guard !user.disabled else { throw await fail("disabled user") }
+        if locked != nil, !stored.totpEnabled { throw await fail("account locked and no second factor enrolled") }
         var method = "password"
         if stored.totpEnabled {
             if let otp, !otp.isEmpty {
@@ -270,12 +282,14 @@ extension RegistryService {
     /// Re-checks the principal's password before a change to its credentials; failures count
     /// like failed sign-ins.
     func requirePassword(_ password: String, of principal: Principal) async throws {
-        if let seconds = signIn.accountLockout?.lockedOut(principal.name) {
+        let pair = principal.name + " " + (principal.address ?? "-")
+        if let seconds = signIn.accountLockout?.lockedOut(pair) {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many failed sign-ins for this account")
         }
         let stored = try await credentials.credentials(user: principal.name)
         guard try await signIn.passwords.verify(password, against: stored?.passwordHash) else {
-            signIn.accountLockout?.failed(principal.name)
+            signIn.accountLockout?.failed(pair)
+            signIn.accountWideLockout?.failed(principal.name)
             await audit("password.check", principal, target: principal.name, denied: "wrong password")
             throw RegistryError.signInFailed("wrong password")
         }

@@ -46,6 +46,7 @@ extension RegistryServer {
         let supplied = environment["EPR_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let data = URL(fileURLWithPath: configuration.dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try DataDirectoryModes.enforce(data)
         let lock = try DataDirectoryLock.acquire(data)
         let metadata = try await SQLiteMetadataStore.open(path: data.appendingPathComponent("epr.sqlite").path, logger: logger)
         try await metadata.migrate()
@@ -142,7 +143,8 @@ extension RegistryServer {
         let group = configuration.threads == 0 ? nil : MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let application = Application(
             router: router,
-            server: .registry(cache: front, metrics: metrics, serverName: Self.serverName, tls: tls, extraHeaders: securityHeaders),
+            server: .registry(cache: front, metrics: metrics, serverName: Self.serverName, tls: tls, extraHeaders: securityHeaders,
+                              limits: configuration.connections),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: Self.serverName),
             onServerRunning: { channel in
                 logger.notice("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")",

@@ -23,9 +23,13 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
     let tls: NIOSSLContext?
     /// Fields every answer from the cache carries (the router's middleware adds them to its own).
     let extraHeaders: HTTPFields
+    let limits: ConnectionLimits
+    let counter: ConnectionCounter
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            let guardHandler = ConnectionGuard(limits: limits, counter: counter)
+            try channel.pipeline.syncOperations.addHandler(guardHandler)
             if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
             // The parser and the response encoder, not paired: answers sent from the cache pass
             // below the encoder, so it must not match responses to the requests it saw (paired,
@@ -35,8 +39,9 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
             // answers parse errors), no header validation (HTTP types validate fields already).
             try channel.pipeline.syncOperations.addHandlers([
                 HTTPResponseEncoder(configuration: .init()),
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits)),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits(limits))),
             ])
+            try channel.pipeline.syncOperations.addHandler(RequestHeadWatch(guardHandler))
             try channel.pipeline.syncOperations.addHandler(FrontCacheHandler(cache: cache, metrics: metrics, serverName: serverName,
                                                                              extraHeaders: extraHeaders, sendfile: tls == nil))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: tls != nil))
@@ -45,12 +50,12 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
         }
     }
 
-    /// Hummingbird's own defaults for HTTP/1.
-    static var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+    /// The largest head a request may have, in one field and in all, and its most fields.
+    static func decoderLimits(_ connection: ConnectionLimits) -> NIOHTTPDecoderLimitConfiguration {
         var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = 80 * 1024
-        limits.maxHeaderListSize = 80 * 1024
-        limits.maxHeaderFieldCount = 1000
+        limits.maxHeaderFieldSize = connection.headerBytes
+        limits.maxHeaderListSize = connection.headerBytes
+        limits.maxHeaderFieldCount = 200
         return limits
     }
 
@@ -62,9 +67,11 @@ struct RegistryHTTP1Channel: HTTPChannelHandler {
 extension HTTPServerBuilder {
     /// HTTP/1 with the answer cache in front of the router.
     static func registry(cache: FrontCache, metrics: ServerMetrics, serverName: String, tls: NIOSSLContext? = nil,
-                         extraHeaders: HTTPFields = [:]) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in
-            RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics, serverName: serverName, tls: tls, extraHeaders: extraHeaders)
+                         extraHeaders: HTTPFields = [:], limits: ConnectionLimits = ConnectionLimits()) -> HTTPServerBuilder {
+        let counter = ConnectionCounter()
+        return HTTPServerBuilder { responder in
+            RegistryHTTP1Channel(responder: responder, cache: cache, metrics: metrics, serverName: serverName, tls: tls, extraHeaders: extraHeaders,
+                                 limits: limits, counter: counter)
         }
     }
 }

@@ -85,6 +85,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// Whether every submission with a `[build]` table is rebuilt by a build worker and compared
     /// (submissions of sources are always built).
     public var rebuildSources = false
+    /// Timeouts and limits of client connections.
+    var connections = ConnectionLimits()
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -133,6 +135,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
         ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
     ] + reviewKeys + trustKeys + [("oci_delete", "EPR_OCI_DELETE"), ("rebuild_sources", "EPR_REBUILD_SOURCES")]
+        + connectionKeys
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
     public static func resolve(file: String?, environment: [String: String], overrides: [String: String]) throws -> ServerConfiguration {
@@ -217,6 +220,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         try applySignIn(values, to: &configuration)
         try applyReview(values, to: &configuration)
         try applyTrust(values, to: &configuration)
+        try applyConnections(values, to: &configuration)
         try flag(values, "oci_delete", into: &configuration.ociDelete)
         try flag(values, "rebuild_sources", into: &configuration.rebuildSources)
         configuration.oidcProviders = providers
@@ -269,6 +273,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         settings.twoFactorRoles = Set(twoFactorRoles.compactMap(Principal.Role.init(rawValue:)))
         settings.sessionLifetime = TimeInterval(sessionHours) * 3600
         settings.accountLockout = signInFailuresBeforeLockout > 0 ? Lockout(threshold: signInFailuresBeforeLockout, window: .seconds(900)) : nil
+        settings.accountWideLockout = signInFailuresBeforeLockout > 0 ? Lockout(threshold: 5 * signInFailuresBeforeLockout, window: .seconds(900)) : nil
         return settings
     }
 

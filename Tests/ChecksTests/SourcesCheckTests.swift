@@ -107,4 +107,93 @@ import Testing
         #expect(result.findings.contains { $0.check == "sources.format" && $0.location?.hasPrefix("src/messy.bpf.c:") == true })
         #expect(result.outcome == .warnings)
     }
+
+    /// A package whose sources try to read a host file into the compiler's messages, or learn
+    /// whether it exists: a secret beside the check's scratch directory (where the registry
+    /// keeps its admin token), by a relative and an absolute include, `__has_include`, and the
+    /// assembler's `.incbin`. Without the sandbox the same sources reveal it, so the probe
+    /// works; inside, no finding or detail names it.
+    @Test func hostFilesAndTheirExistenceStayHidden() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let marker = "eprsecret_\(UInt64.random(in: 1...UInt64.max))"
+        let secret = directory.appendingPathComponent("admin-token")
+        try marker.write(to: secret, atomically: true, encoding: .utf8)
+        let copy = directory.appendingPathComponent("probe")
+        try FileManager.default.copyItem(at: Fixtures.examples.appendingPathComponent("xdp-proto-counter"), to: copy)
+        let source = """
+            struct
+            #include "../../../../admin-token"
+            {int a;} v;
+            int *p = &v;
+            struct
+            #include "\(secret.path)"
+            {int b;} w;
+            int *q = &w;
+            #if __has_include("\(secret.path)")
+            #warning "ABSOLUTE-EXISTS"
+            #endif
+            #if __has_include("../../../../admin-token")
+            #warning "RELATIVE-EXISTS"
+            #endif
+            #if __has_include("/etc/hostname") || __has_include("/proc/1/environ")
+            #warning "HOST-ETC-EXISTS"
+            #endif
+            asm(".incbin \"\(secret.path)\"");
+
+            """
+        try source.write(to: copy.appendingPathComponent("src/probe.bpf.c"), atomically: true, encoding: .utf8)
+        let output = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let archive = try PackageBuilder().build(directory: copy, output: output, modificationTime: 0).path
+        let report = try PackageInspector().inspect(path: archive)
+
+        func run(_ check: SourcesCheck) throws -> String {
+            // The scratch directory sits where the registry's does: beside the secret.
+            let scratch = directory.appendingPathComponent("checks")
+            let result = try CheckSuite(verifier: nil, sources: check, scanners: []).run(SourcesCheck.id, archive: archive, report: report, scratch: scratch)
+            return result.findings.map(\.description).joined(separator: "\n") + "\n" + result.details.values.joined(separator: "\n")
+        }
+        var open = SourcesCheck(sandbox: nil, allowUnsandboxed: true)
+        open.timeout = .seconds(120)
+        let revealed = try run(open)
+        #expect(revealed.contains(marker) && revealed.contains("ABSOLUTE-EXISTS") && revealed.contains("RELATIVE-EXISTS"),
+                "the probe must work without the sandbox: \(revealed)")
+
+        let sandboxed = try #require(SourcesCheck.defaultSandbox(), "bubblewrap and prlimit must be installed")
+        let hidden = try run(SourcesCheck(sandbox: sandboxed))
+        #expect(!hidden.contains(marker), "\(hidden)")
+        for word in ["ABSOLUTE-EXISTS", "RELATIVE-EXISTS", "HOST-ETC-EXISTS"] { #expect(!hidden.contains(word), "\(word): \(hidden)") }
+        #expect(!hidden.contains(directory.appendingPathComponent("checks").path), "the scratch directory's path is not shown either: \(hidden)")
+        #expect(hidden.contains("sources.not-compiled") && hidden.contains("src/probe.bpf.c"), "\(hidden)")
+
+        // Without bubblewrap, the registry's check runs no tool at all.
+        let refused = try run(SourcesCheck(sandbox: nil))
+        #expect(refused.contains("sources.not-run") && refused.contains("bubblewrap") && !refused.contains(marker))
+    }
+
+    /// Forty lines of macros that double at each step would grow clang to gigabytes: the
+    /// sandbox's memory limit stops it and the check says it did not run.
+    @Test func aCompilerOutOfMemoryIsStoppedAndReported() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("bomb")
+        try FileManager.default.copyItem(at: Fixtures.examples.appendingPathComponent("xdp-proto-counter"), to: copy)
+        var lines = ["#define M0 1,"]
+        for level in 1...36 { lines.append("#define M\(level) M\(level - 1) M\(level - 1)") }
+        lines.append("int table[] = { M36 };")
+        try (lines.joined(separator: "\n") + "\n").write(to: copy.appendingPathComponent("src/bomb.bpf.c"), atomically: true, encoding: .utf8)
+        let output = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let archive = try PackageBuilder().build(directory: copy, output: output, modificationTime: 0).path
+        var sandbox = try #require(SourcesCheck.defaultSandbox())
+        sandbox.memoryBytes = 768 << 20
+        var check = SourcesCheck(sandbox: sandbox)
+        check.timeout = .seconds(240)
+        let result = try CheckSuite(verifier: nil, sources: check, scanners: []).run(
+            SourcesCheck.id, archive: archive, report: PackageInspector().inspect(path: archive), scratch: directory.appendingPathComponent("checks"))
+        let stopped = result.findings.filter { $0.check == "sources.not-run" && $0.location == "src/bomb.bpf.c" }
+        #expect(stopped.count == 1 && stopped[0].message.contains("memory"), "\(result.findings)")
+        #expect(result.outcome == .notRun)
+    }
 }

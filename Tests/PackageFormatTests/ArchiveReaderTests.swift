@@ -254,4 +254,51 @@ extension Result where Failure == ArchiveError {
         #expect(!RelativePath.matches("src/c.h", pattern: "src/*.c"))
         #expect(!RelativePath.matches("src/x/c.c", pattern: "src/*.c"))
     }
+
+    /// Links whose targets name the previous link four times: resolving each use again would
+    /// cost 4^depth steps (a 257-byte archive once took 32 s at six levels). Each link is
+    /// resolved once, and, as in the kernel, every link followed counts towards the 40 a path
+    /// may follow, so such a chain is refused at its third level after a few hundred steps.
+    func chain(depth: Int, build: inout TarBuilder) {
+        build.entry("pkg/d/", type: "5", mode: 0o755)
+        build.entry("pkg/l0", type: "2", link: "d")
+        for level in 1...depth {
+            let previous = "l\(level - 1)"
+            build.entry("pkg/l\(level)", type: "2", link: Array(repeating: previous, count: 4).joined(separator: "/../"))
+        }
+    }
+
+    @Test func chainsOfLinksCostLinearWork() throws {
+        #expect(try refusal { builder in
+            chain(depth: 12, build: &builder)
+        }?.code == "archive-link-escapes")
+
+        // Two levels follow 21 links: within the kernel's 40, so the archive is read.
+        var builder = TarBuilder()
+        chain(depth: 2, build: &builder)
+        let entries = try ArchiveReaderTests().read(TarBuilder.gzip(builder.tar())).get()
+        #expect(entries.count == 4)
+
+        var links: [String: String] = ["pkg/l0": "d"]
+        for level in 1...12 { links["pkg/l\(level)"] = Array(repeating: "l\(level - 1)", count: 4).joined(separator: "/../") }
+        var resolution = LinkResolution(symlinks: links, topLevel: "pkg", budget: 100_000)
+        #expect(resolution.resolve(link: "pkg/l2")?.parts == ["pkg", "d"])
+        #expect(resolution.resolve(link: "pkg/l2")?.hops == 21)
+        #expect(resolution.resolve(link: "pkg/l12") == nil)
+        // Linear: every link walks its own seven components once, each step costing at most
+        // the path's depth (two or three parts here).
+        #expect(100_000 - resolution.budget < 13 * 7 * 4)
+    }
+
+    @Test func loopsLongChainsAndSpentBudgetsResolveToNothing() {
+        var loop = LinkResolution(symlinks: ["pkg/a": "b", "pkg/b": "a"], topLevel: "pkg", budget: 1000)
+        #expect(loop.resolve(link: "pkg/a") == nil)
+        var long: [String: String] = ["pkg/l0": "."]
+        for level in 1...41 { long["pkg/l\(level)"] = "l\(level - 1)" }
+        var chain = LinkResolution(symlinks: long, topLevel: "pkg", budget: 100_000)
+        #expect(chain.resolve(link: "pkg/l38") != nil)
+        #expect(chain.resolve(link: "pkg/l41") == nil)
+        var poor = LinkResolution(symlinks: ["pkg/a": "x/y/z/w"], topLevel: "pkg", budget: 3)
+        #expect(poor.resolve(link: "pkg/a") == nil)
+    }
 }

@@ -21,20 +21,52 @@ struct OCIPushedProgram {
 
     /// The BPF objects a pushed image or artifact carries: raw ELF layers (Bumblebee, Inspektor
     /// Gadget or any `+binary` layer) and `.o` files in tar+gzip layers (bpfman).
-    static func find(layers: [(OCIDescriptor, [UInt8])], config: [UInt8]?, annotations: [String: String]) throws -> OCIPushedProgram? {
+    static func find(layers: [(OCIDescriptor, [UInt8])], config: [UInt8]?, annotations: [String: String],
+                     limits: OCILayer.Limits = OCILayer.Limits()) throws -> OCIPushedProgram? {
         var objects: [(name: String, bytes: [UInt8])] = []
         for (descriptor, bytes) in layers {
-            if isBPFObject(bytes) {
-                let title = descriptor.annotations?["org.opencontainers.image.title"].map { String($0.split(separator: "/").last ?? "") }
-                let name = title.flatMap { $0.hasSuffix(".o") && RelativePath.isSafe($0) ? $0 : nil } ?? "program\(objects.isEmpty ? "" : "-\(objects.count)").bpf.o"
-                objects.append((name, bytes))
-            } else if [OCIMediaType.layerTarGzip, OCIMediaType.dockerLayerGzip].contains(descriptor.mediaType) {
-                let files = try OCILayer.regularFiles(tarGzip: bytes)
-                for file in files where isBPFObject(file.bytes) {
-                    objects.append((String(file.name.split(separator: "/").last ?? ""), file.bytes))
+            objects += try self.objects(in: descriptor, source: MemorySource(bytes), limits: limits, found: objects)
+        }
+        return program(objects: objects, config: config, annotations: annotations)
+    }
+
+    /// The BPF objects of one layer read as a stream: only BPF objects are held in memory, and
+    /// the read stops at the limits (a raw object, or all of them together, over
+    /// `limits.keptBytes`; any bound of a tar+gzip layer), so a small compressed layer cannot
+    /// make the server hold more than the objects it may keep.
+    static func objects<Source: ByteSource>(in descriptor: OCIDescriptor, source: Source, limits: OCILayer.Limits,
+                                            found: [(name: String, bytes: [UInt8])]) throws -> [(name: String, bytes: [UInt8])] {
+        var source = source
+        var limits = limits
+        limits.keptBytes -= found.reduce(0) { $0 + $1.bytes.count }
+        var head = [UInt8](repeating: 0, count: 64), filled = 0
+        while filled < head.count {
+            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            guard n > 0 else { break }
+            filled += n
+        }
+        head.removeLast(head.count - filled)
+        if isBPFObject(head) {
+            var bytes = head, buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+                guard n > 0 else { break }
+                bytes += buffer[0..<n]
+                guard bytes.count <= min(limits.fileBytes, limits.keptBytes) else {
+                    throw OCILayer.Failure(description: "the pushed objects are larger than \(min(limits.fileBytes, limits.keptBytes)) bytes")
                 }
             }
+            let title = descriptor.annotations?["org.opencontainers.image.title"].map { String($0.split(separator: "/").last ?? "") }
+            let name = title.flatMap { $0.hasSuffix(".o") && RelativePath.isSafe($0) ? $0 : nil } ?? "program\(found.isEmpty ? "" : "-\(found.count)").bpf.o"
+            return [(name, bytes)]
         }
+        guard [OCIMediaType.layerTarGzip, OCIMediaType.dockerLayerGzip].contains(descriptor.mediaType) else { return [] }
+        let files = try OCILayer.regularFiles(tarGzip: PrefixedSource(head: head, rest: source), limits: limits, keep: isBPFObject)
+        return files.map { (String($0.name.split(separator: "/").last ?? ""), $0.bytes) }
+    }
+
+    /// The program made of the objects found, or nil when there is none.
+    static func program(objects: [(name: String, bytes: [UInt8])], config: [UInt8]?, annotations: [String: String]) -> OCIPushedProgram? {
         guard !objects.isEmpty else { return nil }
         var labels = annotations
         var architecture: String?
@@ -128,5 +160,21 @@ struct OCIPushedProgram {
             }
         }
         return out + "\""
+    }
+}
+
+/// Bytes already read from the front of a source, then the rest of it.
+struct PrefixedSource<Rest: ByteSource>: ByteSource {
+    var head: [UInt8]
+    var rest: Rest
+
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
+        guard head.isEmpty else {
+            let count = min(buffer.count, head.count)
+            head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: count) }
+            head.removeFirst(count)
+            return count
+        }
+        return try rest.read(into: buffer)
     }
 }

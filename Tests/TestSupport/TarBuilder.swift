@@ -2,10 +2,12 @@ import PackageFormat
 
 /// Writes raw tar streams with whatever headers a test wants, including ones no honest tool
 /// would write, and gzips them.
-struct TarBuilder {
-    private(set) var bytes: [UInt8] = []
+public struct TarBuilder {
+    public private(set) var bytes: [UInt8] = []
 
-    mutating func entry(_ name: String, type: Character = "0", content: [UInt8] = [], link: String = "",
+    public init() {}
+
+    public mutating func entry(_ name: String, type: Character = "0", content: [UInt8] = [], link: String = "",
                         mode: UInt32 = 0o644, size: UInt64? = nil, corruptChecksum: Bool = false) {
         var block = [UInt8](repeating: 0, count: 512)
         func put(_ text: String, _ offset: Int, _ length: Int) {
@@ -35,7 +37,7 @@ struct TarBuilder {
         bytes += [UInt8](repeating: 0, count: (512 - content.count % 512) % 512)
     }
 
-    mutating func pax(_ records: [String: String]) {
+    public mutating func pax(_ records: [String: String]) {
         var body: [UInt8] = []
         for (key, value) in records.sorted(by: { $0.key < $1.key }) {
             let text = " \(key)=\(value)\n"
@@ -46,11 +48,11 @@ struct TarBuilder {
         entry("PaxHeader", type: "x", content: body)
     }
 
-    mutating func end() { bytes += [UInt8](repeating: 0, count: 1024) }
+    public mutating func end() { bytes += [UInt8](repeating: 0, count: 1024) }
 
-    func tar(ended: Bool = true) -> [UInt8] { ended ? bytes + [UInt8](repeating: 0, count: 1024) : bytes }
+    public func tar(ended: Bool = true) -> [UInt8] { ended ? bytes + [UInt8](repeating: 0, count: 1024) : bytes }
 
-    static func gzip(_ data: [UInt8]) throws -> [UInt8] {
+    public static func gzip(_ data: [UInt8]) throws -> [UInt8] {
         var out: [UInt8] = []
         let writer = try GzipWriter { out.append(contentsOf: $0) }
         try data.withUnsafeBytes { try writer.write($0) }
