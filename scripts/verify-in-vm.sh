@@ -7,7 +7,8 @@
 #   -d  where the machine is installed (default $EPR_VM_DIR or /var/lib/epr/vm)
 #   -k  the kernel release (default: the first line of DIR/kernels)
 #   -n  keep the last LINES lines of each verifier log (default 400, 0: all)
-#   -t  time limit for the whole run (default 60 s); qemu is killed after it
+#   -t  time limit for the whole run (default 60 s); then qemu gets SIGTERM,
+#       and SIGKILL 2 s later
 #   -a  print all the console's lines, the kernel's included
 # Exit status: 0 when EPR-DONE was seen, 124 on the time limit, else 1.
 #
@@ -52,7 +53,7 @@ done
 cat "$dir/base.cpio.gz" "$tmp/objects.cpio" >"$tmp/initrd"
 
 status=0
-timeout -s KILL "$limit" qemu-system-x86_64 \
+timeout -k 2 "$limit" qemu-system-x86_64 \
     -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
     -accel tcg -m 512 -smp 1 \
     -nodefaults -no-user-config -display none -no-reboot \
@@ -61,7 +62,7 @@ timeout -s KILL "$limit" qemu-system-x86_64 \
     -append "console=ttyS0 quiet panic=-1 epr.loglines=$lines" \
     </dev/null >"$tmp/console" 2>"$tmp/qemu.err" || status=$?
 if $all; then cat "$tmp/console"; else grep -a '^EPR-' "$tmp/console" || true; fi
-if [[ $status -eq 137 ]]; then
+if [[ $status -eq 124 || $status -eq 137 ]]; then
     echo "verify-in-vm: stopped after $limit s" >&2
     exit 124
 fi

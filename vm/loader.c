@@ -1,4 +1,3 @@
-// SPDX-License-Identifier: Apache-2.0
 /*
  * epr-loader: loads BPF objects into the running kernel's verifier the way
  * `bpftool -d prog loadall OBJ DIR` does, without attaching or pinning, and

@@ -164,8 +164,20 @@ public struct SourcesCheck: Sendable {
         var child = ChildProcess(executable: command.executable, arguments: command.arguments,
                                  environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"], timeout: timeout)
         child.cancellation = cancellation
+        var exhausted = false
         let result = try? child.run { line in
-            guard line.hasPrefix(prefix) else { return }
+            // What clang says when a limit of the sandbox stops it.
+            if line.contains("out of memory") || line.hasPrefix("LLVM ERROR") || line.contains("std::bad_alloc")
+                || line.contains("due to signal") || line.contains("PLEASE submit a bug report") {
+                exhausted = true
+            }
+            guard line.hasPrefix(prefix) else {
+                // An error in a header the source includes, named from the package's root.
+                if firstError == nil, line.hasPrefix(root + "/"), line.contains(": error:") || line.contains(": fatal error:") {
+                    firstError = String(line.dropFirst(root.count + 1))
+                }
+                return
+            }
             let rest = line.dropFirst(prefix.count)
             let parts = rest.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
             guard parts.count == 4, let number = Int(parts[0]) else { return }
@@ -181,7 +193,7 @@ public struct SourcesCheck: Sendable {
         if result == nil || result?.timedOut == true {
             return warnings + [Finding(.warning, "sources.not-run", "clang did not finish on \(path) within the check's time", at: path)]
         }
-        if let result, result.status != 0, firstError == nil {
+        if let result, result.signal != nil || exhausted {
             // Stopped by a limit of the sandbox (memory, CPU time, file size) or crashed.
             let how = result.signal.map { "was stopped by signal \($0)" } ?? "failed (exit \(result.status ?? -1))"
             return warnings + [Finding(.warning, "sources.not-run",

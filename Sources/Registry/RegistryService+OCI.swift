@@ -57,6 +57,29 @@ extension RegistryService {
         let existing = try await metadata.package(canonical: repository)
         let owners = existing == nil ? [] : try await organisations.effectiveOwners(package: repository)
         try await authorize(.publish(package: repository, isNew: existing == nil), principal, owners: owners, target: target)
+        // A new name in an organisation's namespace is its members' to take, as for uploads.
+        if existing == nil, let principal, !principal.actsAsAdmin {
+            let names = try await organisations.organisations().map(\.name)
+            let canonical = PackageName.canonicalForm(repository)
+            if let org = names.filter({ canonical == $0 || canonical.hasPrefix($0 + "-") }).max(by: { $0.count < $1.count }),
+               try await !organisations.members(org: org).contains(where: { $0.user == principal.name }) {
+                let reason = "\(repository) is in the namespace of the organisation \(org); only its members push new packages there"
+                await audit("oci-push", principal, target: target, denied: reason)
+                throw OCIError.denied(reason)
+            }
+        }
+    }
+
+    /// Refuses a push that would take the principal's private pushed blobs past its quota.
+    func ociCheckQuota(adding size: Int64, digest: SHA256Digest, repository: String, principal: Principal?) async throws {
+        guard let quota = ociPushQuota, let principal else { return }
+        // A blob the repository already links costs nothing more.
+        if try await oci.blobLink(repository: repository, digest: digest) != nil { return }
+        let used = try await oci.privateBytes(pusher: principal.name)
+        guard used + size <= quota else {
+            await audit("oci-push", principal, target: "\(repository)@\(digest)", denied: "quota")
+            throw OCIError.denied("\(principal.name) has \(used) bytes of pushed blobs not yet published, and this one (\(size) bytes) would pass the quota of \(quota) bytes: publish or delete some first")
+        }
     }
 
     // MARK: Pulling

@@ -24,6 +24,7 @@ extension RegistryService {
         let stored = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value
         guard stored == size else { throw OCIError.blobUploadInvalid("the upload changed while it was written; start it again") }
         try await ociAuthorizePush(repository, principal, target: "\(repository)@\(expected)")
+        try await ociCheckQuota(adding: size, digest: expected, repository: repository, principal: principal)
         if try await blobs.size(of: expected) == nil { try await blobs.store(file, digest: expected) }
         let link = OCIBlobLink(repository: repository, digest: expected, size: size, isPublic: false, pusher: principal?.name)
         try await oci.linkBlob(link, at: Date())
@@ -34,6 +35,7 @@ extension RegistryService {
     public func ociMount(repository: String, from source: String, digest: SHA256Digest, principal: Principal?) async throws -> OCIBlobLink? {
         try await ociAuthorizePush(repository, principal, target: "\(repository)@\(digest)")
         guard let link = try? await ociBlob(repository: source, digest: digest, principal: principal) else { return nil }
+        try await ociCheckQuota(adding: link.size, digest: digest, repository: repository, principal: principal)
         let mounted = OCIBlobLink(repository: repository, digest: digest, size: link.size, isPublic: false, pusher: principal?.name)
         try await oci.linkBlob(mounted, at: Date())
         return try await oci.blobLink(repository: repository, digest: digest) ?? mounted

@@ -41,6 +41,9 @@ public struct RegistryService: Sendable {
     public var rebuildSources = false
     /// Whether an upload must carry a contributor's signature.
     public var requireSignatures = false
+    /// The most bytes of private blobs (not yet part of anything public) one user may have
+    /// pushed through the OCI API; nil: no limit.
+    public var ociPushQuota: Int64? = 1 << 30
     let logger: Logger
     let cache = VersionCache()
 

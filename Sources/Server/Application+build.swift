@@ -60,6 +60,7 @@ extension RegistryServer {
         registry.scratch = data.appendingPathComponent("checks")
         registry.requireSignatures = configuration.requireSignatures
         registry.rebuildSources = configuration.rebuildSources
+        registry.ociPushQuota = configuration.ociPushQuota > 0 ? configuration.ociPushQuota : nil
         _ = try await registry.sweep()
         let ociTokens: OCITokens
         do {

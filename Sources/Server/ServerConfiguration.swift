@@ -87,6 +87,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var rebuildSources = false
     /// Timeouts and limits of client connections.
     var connections = ConnectionLimits()
+    /// Bytes of private blobs one user may have pushed through the OCI API; 0: no limit.
+    public var ociPushQuota: Int64 = 1 << 30
 
     /// An OpenID Connect provider: its issuer (whose discovery document says the rest) and
     /// this registry's client registration there.
@@ -134,7 +136,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         ("two_factor_roles", "EPR_TWO_FACTOR_ROLES"), ("session_hours", "EPR_SESSION_HOURS"),
         ("sign_in_failures_before_lockout", "EPR_SIGN_IN_FAILURES_BEFORE_LOCKOUT"), ("secure_cookies", "EPR_SECURE_COOKIES"),
         ("tls_certificate", "EPR_TLS_CERTIFICATE"), ("tls_key", "EPR_TLS_KEY"), ("hsts_max_age", "EPR_HSTS_MAX_AGE"),
-    ] + reviewKeys + trustKeys + [("oci_delete", "EPR_OCI_DELETE"), ("rebuild_sources", "EPR_REBUILD_SOURCES")]
+    ] + reviewKeys + trustKeys + [("oci_delete", "EPR_OCI_DELETE"), ("rebuild_sources", "EPR_REBUILD_SOURCES"), ("oci_push_quota", "EPR_OCI_PUSH_QUOTA")]
         + connectionKeys
 
     /// Applies a config file's `[server]` table, then the environment, then explicit values.
@@ -223,6 +225,10 @@ public struct ServerConfiguration: Sendable, Equatable {
         try applyConnections(values, to: &configuration)
         try flag(values, "oci_delete", into: &configuration.ociDelete)
         try flag(values, "rebuild_sources", into: &configuration.rebuildSources)
+        if let size = values["oci_push_quota"] {
+            guard let bytes = parseSize(size) else { throw Invalid(description: "oci_push_quota \(size) is not a size (bytes, or with K, M, G; 0 for no limit)") }
+            configuration.ociPushQuota = bytes
+        }
         configuration.oidcProviders = providers
         configuration.scanners = scanners
         configuration.webhooks = webhooks

@@ -101,6 +101,9 @@ public protocol OCIStore: Sendable {
     /// Links a stored blob into a repository (pushed, so private until a public manifest uses it).
     func linkBlob(_ link: OCIBlobLink, at: Date) async throws
     func blobLink(repository: String, digest: SHA256Digest) async throws -> OCIBlobLink?
+    /// The bytes of the private blob links (in no public manifest) `pusher` made, all
+    /// repositories together: what its push quota counts.
+    func privateBytes(pusher: String) async throws -> Int64
     /// Unlinks a blob; false when it is not linked. Refused (``OCIStoreError/inUse(_:)``) while a
     /// manifest of the repository uses it, checked in the same transaction.
     func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool

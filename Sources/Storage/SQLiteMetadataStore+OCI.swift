@@ -48,6 +48,11 @@ extension SQLiteMetadataStore: OCIStore {
         }
     }
 
+    public func privateBytes(pusher: String) async throws -> Int64 {
+        let rows = try await reader.query("SELECT COALESCE(SUM(size), 0) AS total FROM oci_blobs WHERE pusher = ? AND public = 0", [.text(pusher)])
+        return Int64(rows.first?.column("total")?.integer ?? 0)
+    }
+
     public func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool {
         try await transaction { writer in
             guard try await !writer.query("SELECT 1 FROM oci_blobs WHERE repository = ? AND digest = ?", [.text(repository), .text(digest.hex)]).isEmpty

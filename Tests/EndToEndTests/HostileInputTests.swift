@@ -139,6 +139,26 @@ import Testing
         _ = held
     }
 
+    /// Pushed blobs count against their pusher's quota until something public holds them; a
+    /// push past it is denied.
+    @Test func pushesBeyondTheQuotaAreDenied() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let server = try ServerProcess(data: scratch.appendingPathComponent("data"), environment: ["EPR_OCI_PUSH_QUOTA": "3M"])
+        defer { server.stop() }
+        func push(_ repository: String, _ blob: [UInt8]) async throws -> (status: Int, body: String) {
+            try await Self.send(server, "/v2/\(repository)/blobs/uploads/?digest=\(SHA256Digest(of: blob))", method: .POST, body: blob,
+                                contentType: "application/octet-stream")
+        }
+        let first = [UInt8](repeating: 1, count: 2 << 20), second = [UInt8](repeating: 2, count: 2 << 20)
+        #expect(try await push("quota-one", first).status == 201)
+        // The same blob again costs nothing more; another one passes the quota.
+        #expect(try await push("quota-one", first).status == 201)
+        let denied = try await push("quota-two", second)
+        #expect(denied.status == 403 && denied.body.contains("DENIED") && denied.body.contains("quota"), "\(denied)")
+        #expect(try await push("quota-two", Array(second.prefix(512 << 10))).status == 201, "what fits under the quota is taken")
+    }
+
     // MARK: Helpers
 
     static func send(_ server: ServerProcess, _ path: String, method: HTTPMethod, body: [UInt8], contentType: String) async throws
