@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian/Ubuntu machine: installs what the tests need
-# (the BPF toolchain, bpftool, zlib, an OpenID Connect provider, skopeo and the oras and
-# cryptography Python packages as independent OCI clients), mounts the BPF filesystem,
-# builds and runs every test, then checks that no secret reached any log of the run.
+# (the BPF toolchain, bpftool, zlib, the verifier's virtual machine, an OpenID Connect
+# provider, skopeo and the oras and cryptography Python packages as independent OCI
+# clients), mounts the BPF filesystem, builds and runs every test, then checks that no secret
+# reached any log of the run.
 # Needs root (or sudo) for the installs and for loading programs into the kernel verifier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-bpf-toolchain.sh
+# The kernel verifier's virtual machine (qemu, a Debian kernel, the static loader).
+scripts/install-verifier-vm.sh
 python3 -m pip install --quiet --disable-pip-version-check "oidc-provider-mock==0.3.4" "Authlib==1.9.10" \
   "oras==0.2.43" "cryptography>=42"
 

@@ -19,11 +19,19 @@ public struct VerifierCheck: Sendable {
     public var searchPath: String?
     /// Stops its commands early.
     public var cancellation: Cancellation?
+    /// The virtual machine whose kernel verifies the objects; nil: none is installed.
+    public var machine: VerifierMachine?
+    /// Whether, without a machine, objects may be loaded into this host's own kernel (an
+    /// operator's choice on the registry; a contributor's own `epr check`).
+    public var allowHost: Bool
 
     public init(timeout: Duration = .seconds(60),
-                searchPath: String? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/local/sbin:/usr/sbin:/sbin") {
+                searchPath: String? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/local/sbin:/usr/sbin:/sbin",
+                machine: VerifierMachine? = VerifierMachine(directory: VerifierMachine.defaultDirectory), allowHost: Bool = false) {
         self.timeout = timeout
         self.searchPath = searchPath
+        self.machine = machine
+        self.allowHost = allowHost
     }
 
     /// What one object's load gave.
@@ -38,6 +46,12 @@ public struct VerifierCheck: Sendable {
         let objects = report.objects.filter { $0.report != nil }
         guard !objects.isEmpty else {
             return CheckResult(findings: [Finding(.info, "verifier.no-objects", "the package has no BPF object to verify")])
+        }
+        if let machine { return run(in: machine, package: directory, objects: objects) }
+        guard allowHost else {
+            return CheckResult(findings: [Finding(.warning, "verifier.not-run",
+                                                  "the kernel verifier did not run: no verifier machine is installed (scripts/install-verifier-vm.sh), and loading packages into the registry host's own kernel is not allowed (verifier = \"host\")")],
+                               ranFully: false)
         }
         guard let bpftool = ChildProcess.find("bpftool", path: searchPath), let unshare = ChildProcess.find("unshare", path: searchPath) else {
             return CheckResult(findings: [Finding(.warning, "verifier.not-run",
@@ -67,6 +81,49 @@ public struct VerifierCheck: Sendable {
         }
         var details = logs
         details["programs"] = figures.joined(separator: "\n")
+        return CheckResult(findings: findings, ranFully: ranFully, details: details)
+    }
+
+    /// Every object through the machine's kernel, in one boot.
+    func run(in machine: VerifierMachine, package directory: URL, objects: [PackageReport.ObjectEntry]) -> CheckResult {
+        let kernel = machine.kernels[0]
+        let started = ContinuousClock.now
+        let run: VerifierMachine.Run
+        do {
+            run = try machine.run(objects: objects.map { directory.appendingPathComponent($0.path) }, kernel: kernel,
+                                  scratch: directory.deletingLastPathComponent(), timeout: timeout, cancellation: cancellation)
+        } catch {
+            return CheckResult(findings: [Finding(.warning, "verifier.not-run", "the verifier machine did not start: \(error)")], ranFully: false)
+        }
+        var findings: [Finding] = [], figures: [String] = [], logs: [String: String] = [:], ranFully = true
+        for (object, said) in zip(objects, run.objects) {
+            var load = Load()
+            if let exit = said.exit, said.stage != "crashed" {
+                var log = VerifierLog()
+                for line in said.errorLines { log.consume(line) }
+                load.log = log
+                load.shown = said.shown.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                load.result = ChildProcess.Result(status: exit, signal: nil, timedOut: false, output: [], outputTruncated: false)
+            } else if said.stage == "crashed" {
+                load.startFailure = "the loader in the verifier machine stopped without a verdict (out of the machine's memory?)"
+            } else if run.timedOut {
+                load.result = ChildProcess.Result(status: nil, signal: nil, timedOut: true, output: [], outputTruncated: false)
+            } else {
+                load.startFailure = run.failure ?? "the verifier machine gave no verdict"
+            }
+            let (objectFindings, objectFigures, complete) = Self.judge(load, object: object, timeout: timeout)
+            findings += objectFindings
+            figures += objectFigures
+            ranFully = ranFully && complete
+            for program in load.log.programs where program.failure != nil {
+                logs["log:\(object.path):\(program.name)"] = program.tail.joined(separator: "\n")
+            }
+        }
+        var details = logs
+        details["programs"] = figures.joined(separator: "\n")
+        details["kernel"] = run.kernel ?? kernel.release
+        details["machine_seconds"] = String(format: "%.1f", Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                                            + Double((ContinuousClock.now - started).components.seconds))
         return CheckResult(findings: findings, ranFully: ranFully, details: details)
     }
 

@@ -84,7 +84,7 @@ extension ServerConfiguration {
 
     static let reviewKeys: [(file: String, environment: String)] = [
         ("approvals_required", "EPR_APPROVALS_REQUIRED"), ("auto_publish", "EPR_AUTO_PUBLISH"), ("check_workers", "EPR_CHECK_WORKERS"),
-        ("verifier", "EPR_VERIFIER"), ("verifier_timeout", "EPR_VERIFIER_TIMEOUT"), ("sources_check", "EPR_SOURCES_CHECK"),
+        ("verifier", "EPR_VERIFIER"), ("verifier_machine", "EPR_VERIFIER_MACHINE"), ("verifier_timeout", "EPR_VERIFIER_TIMEOUT"), ("sources_check", "EPR_SOURCES_CHECK"),
     ]
 
     static func applyReview(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
@@ -99,7 +99,15 @@ extension ServerConfiguration {
             guard let count = Int(text), (1...64).contains(count) else { throw Invalid(description: "check_workers \(text) is not a number from 1 to 64") }
             configuration.checkWorkers = count
         }
-        try flag(values, "verifier", into: &configuration.verifier)
+        if let text = values["verifier"] {
+            switch text {
+            case "true", "machine": (configuration.verifier, configuration.verifierHost) = (true, false)
+            case "host": (configuration.verifier, configuration.verifierHost) = (true, true)
+            case "false": configuration.verifier = false
+            default: throw Invalid(description: "verifier \(text) is not machine (or true), host or false")
+            }
+        }
+        if let directory = values["verifier_machine"] { configuration.verifierMachine = directory }
         try flag(values, "sources_check", into: &configuration.sourcesCheck)
         if let text = values["verifier_timeout"] {
             guard let seconds = Int(text), (1...3600).contains(seconds) else {
@@ -130,9 +138,16 @@ extension ServerConfiguration {
         }
     }
 
+    /// The kernel verifier check: in the machine installed in `verifier_machine`, or, when the
+    /// operator chose `host`, in this host's kernel.
+    public var verifierCheck: VerifierCheck {
+        verifierHost ? VerifierCheck(timeout: .seconds(verifierTimeout), machine: nil, allowHost: true)
+            : VerifierCheck(timeout: .seconds(verifierTimeout), machine: VerifierMachine(directory: URL(fileURLWithPath: verifierMachine)))
+    }
+
     /// The checks and review rules the registry applies.
     public var checkSuite: CheckSuite {
-        CheckSuite(verifier: verifier ? VerifierCheck(timeout: .seconds(verifierTimeout)) : nil, sources: sourcesCheck ? SourcesCheck() : nil,
+        CheckSuite(verifier: verifier ? verifierCheck : nil, sources: sourcesCheck ? SourcesCheck() : nil,
                    scanners: scanners.map { ExternalScanner(name: $0.name, command: $0.command, timeout: .seconds($0.timeout)) })
     }
 

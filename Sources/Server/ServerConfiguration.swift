@@ -63,6 +63,11 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var checkWorkers = 1
     /// Whether submissions are loaded into the kernel verifier.
     public var verifier = true
+    /// Whether the verifier is this host's own kernel (an operator's choice), not the kernel of
+    /// the verifier machine.
+    public var verifierHost = false
+    /// Where `scripts/install-verifier-vm.sh` installed the verifier machine.
+    public var verifierMachine = "/var/lib/epr/vm"
     /// Whether included C sources are checked (compiler warnings, layout, complexity, repeats).
     public var sourcesCheck = true
     /// Seconds the verifier check gets per package (all its objects together).

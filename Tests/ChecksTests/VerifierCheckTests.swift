@@ -4,14 +4,15 @@ import TestSupport
 import Testing
 @testable import Checks
 
-/// The kernel verifier check against the running kernel: a package whose programs the kernel
-/// accepts, and one it refuses, quoted in the kernel's own words.
+/// The kernel verifier check against the running kernel (an operator's choice, `verifier =
+/// "host"`): a package whose programs the kernel accepts, and one it refuses, quoted in the
+/// kernel's own words.
 @Suite(.serialized) struct VerifierCheckTests {
     static func check(_ archive: String) throws -> CheckResult {
         let report = try PackageInspector().inspect(path: archive)
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        return try CheckSuite(verifier: VerifierCheck(timeout: .seconds(120)), scanners: []).run(VerifierCheck.id, archive: archive,
+        return try CheckSuite(verifier: VerifierCheck(timeout: .seconds(120), machine: nil, allowHost: true), scanners: []).run(VerifierCheck.id, archive: archive,
                                                                                                  report: report, scratch: scratch)
     }
 
@@ -62,7 +63,7 @@ import Testing
         let archive = try Fixtures.packageArchive("xdp-port-filter", into: directory)
         let report = try PackageInspector().inspect(path: archive)
         let unpacked = try PackageUnpacker.unpack(archive: archive, into: directory)
-        let result = VerifierCheck(searchPath: "/nonexistent").run(package: unpacked, report: report)
+        let result = VerifierCheck(searchPath: "/nonexistent", machine: nil, allowHost: true).run(package: unpacked, report: report)
         #expect(result.outcome == .notRun)
         #expect(result.findings.map(\.check) == ["verifier.not-run"] && result.findings[0].severity == .warning)
     }
