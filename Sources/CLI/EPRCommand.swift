@@ -19,6 +19,14 @@ public struct EPRCommand: AsyncParsableCommand {
 }
 
 extension EPRCommand {
+    /// What must happen while the process has one thread, before the asynchronous runtime
+    /// starts: `epr serve` started as root gives up root here.
+    public static func prepareProcess() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard geteuid() == 0, arguments.first == "serve", let command = try? ServeCommand.parse(Array(arguments.dropFirst())) else { return }
+        do { try command.giveUpRoot() } catch { Foundation.exit(1) }
+    }
+
     /// Runs the command line, exiting 1 without another message for failures already reported.
     public static func runMain() async {
         do {

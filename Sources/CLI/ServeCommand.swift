@@ -35,22 +35,59 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The PEM private key of --tls-certificate (EPR_TLS_KEY).")
     var tlsKey: String?
 
-    func run() async throws {
-        // Whatever the server makes (database, blobs, keys, scratch) is its user's alone.
-        umask(0o077)
-        let environment = ProcessInfo.processInfo.environment
+    @Option(help: "Started as root, switch to this unprivileged user once the data directory is its own (EPR_USER).")
+    var user: String?
+
+    @Flag(help: "Run as root without switching users (EPR_ALLOW_ROOT=true): only for verifier = \"host\".")
+    var allowRoot = false
+
+    /// The settings from the flags, the environment and the config file.
+    func resolveConfiguration(_ environment: [String: String]) throws -> ServerConfiguration {
         var overrides: [String: String] = [:]
         if let data { overrides["data"] = data }
         if let host { overrides["host"] = host }
         if let port { overrides["port"] = String(port) }
         if let tlsCertificate { overrides["tls_certificate"] = tlsCertificate }
         if let tlsKey { overrides["tls_key"] = tlsKey }
-        let configuration: ServerConfiguration
         do {
-            configuration = try ServerConfiguration.resolve(file: config ?? environment["EPR_CONFIG"], environment: environment,
-                                                            overrides: overrides)
+            return try ServerConfiguration.resolve(file: config ?? environment["EPR_CONFIG"], environment: environment, overrides: overrides)
         } catch {
             Output.error("configuration: \(error)")
+            throw ReportedFailure()
+        }
+    }
+
+    /// Started as root: switches to the `--user` account, with the data directory and the files
+    /// the server reads made its own, or refuses unless root is allowed. Called while the
+    /// process has one thread (before the asynchronous runtime starts), so that the switch holds
+    /// for every thread there will be.
+    func giveUpRoot() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration = try resolveConfiguration(environment)
+        do {
+            guard let account = try ServeUser.account(named: user ?? environment["EPR_USER"].flatMap { $0.isEmpty ? nil : $0 },
+                                                      allowRoot: allowRoot || environment["EPR_ALLOW_ROOT"] == "true") else { return }
+            umask(0o077)
+            try ServeUser.give(dataDirectory: configuration.dataDirectory, to: account)
+            try ServeUser.give(files: ServeUser.filesRead(by: configuration), to: account)
+            try ServeUser.switchTo(account)
+        } catch {
+            Output.error("\(error)")
+            throw ReportedFailure()
+        }
+    }
+
+    func run() async throws {
+        // Whatever the server makes (database, blobs, keys, scratch) is its user's alone.
+        umask(0o077)
+        let environment = ProcessInfo.processInfo.environment
+        SecretEnvironment.scrub()
+        let configuration = try resolveConfiguration(environment)
+        // Still root here only when root is allowed (``giveUpRoot()`` ran before).
+        do {
+            _ = try ServeUser.account(named: nil, allowRoot: allowRoot || environment["EPR_ALLOW_ROOT"] == "true")
+        } catch {
+            Output.error("\(error)")
             throw ReportedFailure()
         }
         LoggingSystem.bootstrap { label in
@@ -59,6 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "epr")
+        if let user = getpwuid(geteuid()) { logger.notice("running as \(String(cString: user.pointee.pw_name))") }
         let server = try await RegistryServer.build(configuration: configuration, environment: environment, logger: logger)
         var group = ServiceGroupConfiguration(services: [server.application], gracefulShutdownSignals: [.sigterm, .sigint],
                                               logger: logger)

@@ -228,6 +228,7 @@ extension RegistryService {
 
     /// Makes OCI artifacts as versions are published, until cancelled.
     public func runOCIPublication() async {
+        var collected = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled {
             let generation = notices.generation
             do {
@@ -235,7 +236,31 @@ extension RegistryService {
             } catch {
                 logger.error("could not make OCI artifacts", metadata: ["error": "\(error)"])
             }
+            // Once an hour: pushed blobs nothing public or pushed uses, a day after their push.
+            if ContinuousClock.now - collected >= .seconds(3600) {
+                collected = ContinuousClock.now
+                do {
+                    let unlinked = try await collectAbandonedOCIBlobs(at: Date())
+                    if unlinked > 0 { logger.notice("unlinked abandoned pushed blobs", metadata: ["blobs": "\(unlinked)"]) }
+                } catch {
+                    logger.error("could not collect abandoned pushed blobs", metadata: ["error": "\(error)"])
+                }
+            }
             await notices.wait(after: generation, upTo: .seconds(30))
+        }
+    }
+
+    /// How long a pushed blob may stay private and unused before it is unlinked.
+    public static let abandonedBlobGrace: TimeInterval = 86_400
+
+    /// Unlinks pushed blobs that stayed private and unused past the grace period, so they no
+    /// longer count against their pushers' quotas.
+    public func collectAbandonedOCIBlobs(at now: Date) async throws -> Int {
+        var total = 0
+        while true {
+            let unlinked = try await oci.unlinkAbandonedBlobs(before: now.addingTimeInterval(-Self.abandonedBlobGrace), limit: 500)
+            total += unlinked
+            if unlinked < 500 { return total }
         }
     }
 }

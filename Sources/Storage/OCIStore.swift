@@ -104,6 +104,10 @@ public protocol OCIStore: Sendable {
     /// The bytes of the private blob links (in no public manifest) `pusher` made, all
     /// repositories together: what its push quota counts.
     func privateBytes(pusher: String) async throws -> Int64
+    /// Unlinks pushed blobs that are still private, were linked before `before` and no
+    /// manifest of their repository uses (pushes never finished, manifests deleted); returns how
+    /// many. Their content goes with the next start's sweep, when nothing else holds it.
+    func unlinkAbandonedBlobs(before: Date, limit: Int) async throws -> Int
     /// Unlinks a blob; false when it is not linked. Refused (``OCIStoreError/inUse(_:)``) while a
     /// manifest of the repository uses it, checked in the same transaction.
     func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool

@@ -53,6 +53,17 @@ extension SQLiteMetadataStore: OCIStore {
         return Int64(rows.first?.column("total")?.integer ?? 0)
     }
 
+    public func unlinkAbandonedBlobs(before: Date, limit: Int) async throws -> Int {
+        try await transaction { writer in
+            _ = try await writer.query("""
+                DELETE FROM oci_blobs WHERE rowid IN (SELECT b.rowid FROM oci_blobs b WHERE b.public = 0 AND b.pusher IS NOT NULL
+                    AND b.created_at < ? AND NOT EXISTS (SELECT 1 FROM oci_refs r WHERE r.repository = b.repository AND r.target = b.digest)
+                    LIMIT ?)
+                """, [.float(before.timeIntervalSince1970), .integer(limit)])
+            return try await Self.changes(writer)
+        }
+    }
+
     public func unlinkBlob(repository: String, digest: SHA256Digest) async throws -> Bool {
         try await transaction { writer in
             guard try await !writer.query("SELECT 1 FROM oci_blobs WHERE repository = ? AND digest = ?", [.text(repository), .text(digest.hex)]).isEmpty

@@ -22,6 +22,12 @@ import Testing
         try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(ServerProcess.token)", Fixtures.eprBinary] + arguments)
     }
 
+    /// `epr worker`, as the unprivileged user when the tests run as root, like the server.
+    static func worker(_ server: ServerProcess, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(ServerProcess.token)", "HOME=/tmp"]
+                         + (Fixtures.serverUser?.prefix ?? []) + [Fixtures.eprBinary, "worker"] + arguments)
+    }
+
     static func detail(_ server: ServerProcess, _ id: String) async throws -> Detail {
         try JSONDecoder().decode(Detail.self, from: Data(try await server.get("/api/v1/submissions/\(id)", token: ServerProcess.token).body))
     }
@@ -72,7 +78,7 @@ import Testing
         #expect(detail.checks.first { $0.check == "verifier" }?.state == "queued")
         #expect(["submitted", "checking"].contains(detail.submission.state))
 
-        let (status, output) = try Self.cli(server, ["worker", "--once", "--step-timeout", "120"])
+        let (status, output) = try Self.worker(server, ["--once", "--step-timeout", "120"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("built -> passed"), "\(output)")
         try await server.waitForChecks()
@@ -109,7 +115,7 @@ import Testing
             try (try String(contentsOf: source, encoding: .utf8) + "\nthis does not compile;\n").write(to: source, atomically: true, encoding: .utf8)
         }
         let id = try Self.publish(server, archive)
-        let (status, output) = try Self.cli(server, ["worker", "--once"])
+        let (status, output) = try Self.worker(server, ["--once"])
         #expect(status == 0 && output.contains("failed -> failed"), "\(output)")
         try await server.waitForChecks()
         let detail = try await Self.detail(server, id)
@@ -144,7 +150,7 @@ import Testing
         try #require(status == 0, "\(log)")
         let altered = try Self.publish(server, output.appendingPathComponent("xdp_proto_counter.tar.gz").path)
         for _ in 0..<2 {
-            let (status, output) = try Self.cli(server, ["worker", "--once"])
+            let (status, output) = try Self.worker(server, ["--once"])
             #expect(status == 0, "\(output)")
         }
         try await server.waitForChecks()

@@ -16,10 +16,14 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
     let environment: [String: String]
     let arguments: [String]
 
-    init(data: URL, environment: [String: String] = [:], arguments: [String] = []) throws {
+    /// Started by root itself (`asRoot`): for tests of how the server treats root.
+    let asRoot: Bool
+
+    init(data: URL, environment: [String: String] = [:], arguments: [String] = [], asRoot: Bool = false) throws {
         self.data = data
         self.environment = environment
         self.arguments = arguments
+        self.asRoot = asRoot
         log = data.deletingLastPathComponent().appendingPathComponent("server-\(UUID().uuidString).log")
         process = Process()
         try start()
@@ -27,14 +31,25 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
 
     var baseURL: String { (arguments.contains("--tls-certificate") ? "https" : "http") + "://127.0.0.1:\(port)" }
 
-    /// Starts the binary and waits until it logs the port it listens on.
+    /// Starts the binary and waits until it logs the port it listens on. When the tests run as
+    /// root, the server runs as an unprivileged user, as a production server does: its data
+    /// directory, and a trust directory or TLS key it is given, become that user's first.
     func start() throws {
         Fixtures.recordSecret(Self.token)
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = try FileHandle(forWritingTo: log)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Fixtures.eprBinary)
-        process.arguments = ["serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"] + arguments
+        var command = [Fixtures.eprBinary, "serve", "--data", data.path, "--port", "0", "--host", "127.0.0.1"] + arguments
+        if let user = Fixtures.serverUser, !asRoot {
+            try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+            var owned = [data.path]
+            if let trust = environment["EPR_TRUST_DIRECTORY"] { owned.append(trust) }
+            if let key = arguments.firstIndex(of: "--tls-key").map({ arguments[$0 + 1] }) { owned.append(key) }
+            for path in owned { try Fixtures.giveTree(path, to: user) }
+            command = user.prefix + command
+        }
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0",
                                                                                       "EPR_AUTO_PUBLISH": "admin"]) { $1 }
             .merging(environment) { $1 }

@@ -34,6 +34,30 @@ import Testing
                           annotations: ["n": name], origin: origin, isPublic: isPublic, pusher: "alice", submission: nil, createdAt: Date())
     }
 
+    /// Private pushed blobs count against their pusher until something public uses them, and
+    /// those no manifest uses are unlinked once old enough; used, public or recent ones stay.
+    @Test(arguments: Kind.allCases)
+    func quotasCountPrivateBlobsAndAbandonedOnesAreUnlinked(kind: Kind) async throws {
+        let (store, cleanup) = try await Self.makeStore(kind)
+        defer { Task { await cleanup() } }
+        let old = Date(timeIntervalSince1970: 1_000_000), recent = Date(timeIntervalSince1970: 2_000_000)
+        let abandoned = Self.digest("abandoned"), used = Self.digest("used"), fresh = Self.digest("fresh"), shared = Self.digest("shared")
+        for (blob, at, isPublic) in [(abandoned, old, false), (used, old, false), (fresh, recent, false), (shared, old, true)] {
+            try await store.linkBlob(OCIBlobLink(repository: "xdp-filter", digest: blob, size: 100, isPublic: isPublic, pusher: "alice"), at: at)
+        }
+        try await store.linkBlob(OCIBlobLink(repository: "other", digest: abandoned, size: 100, isPublic: false, pusher: "bob"), at: recent)
+        try await store.putManifest(Self.manifest("m", blobs: [used]), tag: nil)
+        #expect(try await store.privateBytes(pusher: "alice") == 300)
+        #expect(try await store.privateBytes(pusher: "bob") == 100)
+
+        #expect(try await store.unlinkAbandonedBlobs(before: recent, limit: 10) == 1)
+        #expect(try await store.blobLink(repository: "xdp-filter", digest: abandoned) == nil)
+        for blob in [used, fresh, shared] { #expect(try await store.blobLink(repository: "xdp-filter", digest: blob) != nil) }
+        #expect(try await store.blobLink(repository: "other", digest: abandoned) != nil, "bob's own recent link stays")
+        #expect(try await store.privateBytes(pusher: "alice") == 200)
+        #expect(try await store.unlinkAbandonedBlobs(before: recent, limit: 10) == 0)
+    }
+
     @Test(arguments: Kind.allCases)
     func manifestsNeedTheirBlobsAndKeepTheirBytes(kind: Kind) async throws {
         let (store, cleanup) = try await Self.makeStore(kind)

@@ -37,6 +37,27 @@ public enum Fixtures {
     }
 
     /// A new empty directory, removed by the caller.
+    /// The unprivileged user servers and workers run as when the tests run as root (`nobody`),
+    /// with the command prefix that starts a program as that user; nil when not root.
+    public struct ServerUser: Sendable {
+        public var uid: uid_t
+        public var gid: gid_t
+        public var prefix: [String] { ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"] }
+    }
+
+    public static let serverUser: ServerUser? = {
+        guard getuid() == 0, let entry = getpwnam("nobody") else { return nil }
+        return ServerUser(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }()
+
+    /// Gives a file or directory tree to the user, without following links.
+    public static func giveTree(_ path: String, to user: ServerUser) throws {
+        guard lchown(path, user.uid, user.gid) == 0 else { throw FixtureError(description: "cannot chown \(path): \(errno)") }
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { return }
+        for name in try FileManager.default.contentsOfDirectory(atPath: path) { try giveTree(path + "/" + name, to: user) }
+    }
+
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("epr-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
