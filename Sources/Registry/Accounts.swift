@@ -57,6 +57,9 @@ extension RegistryService {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "\(user.name) has made too many requests")
         }
         if tokenUses.shouldRecord(record.id, at: now) { try? await accounts.touchToken(id: record.id, at: now) }
+        if record.name == "bootstrap", record.user == "admin", adminTokenFile.remove() {
+            logger.notice("the first admin's token was used: its file is removed")
+        }
         let role = Principal.Role(rawValue: user.role) ?? .user
         return Principal(name: user.name, role: role, tokenID: record.id,
                          scopes: Set(record.scopes.compactMap(Principal.Scope.init(rawValue:))), packages: record.packages, address: address,

@@ -2,6 +2,7 @@ import BPFObject
 import Checks
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOPosix
 import PackageFormat
 import Storage
@@ -44,6 +45,9 @@ public struct RegistryService: Sendable {
     /// The most bytes of private blobs (not yet part of anything public) one user may have
     /// pushed through the OCI API; nil: no limit.
     public var ociPushQuota: Int64? = 1 << 30
+    /// The file the first admin's generated token was written to, removed once the token is
+    /// used: by then the admin has it, and it need not lie on the disk any longer.
+    public let adminTokenFile = AdminTokenFile()
     let logger: Logger
     let cache = VersionCache()
 
@@ -278,5 +282,22 @@ public struct RegistryService: Sendable {
             guard (try? PackageName(canonical)) != nil else { throw .invalidName(name, reason: error.reason) }
             return canonical
         }
+    }
+}
+
+/// Where the first admin's generated token waits to be picked up.
+public final class AdminTokenFile: Sendable {
+    private let path = NIOLockedValueBox<String?>(nil)
+
+    public init() {}
+
+    /// The file to remove once the token is used.
+    public func set(_ file: String) { path.withLockedValue { $0 = file } }
+
+    /// Removes the file, the first time only; true when it did.
+    @discardableResult
+    func remove() -> Bool {
+        guard let file = path.withLockedValue({ path in defer { path = nil }; return path }) else { return false }
+        return (try? FileManager.default.removeItem(atPath: file)) != nil
     }
 }

@@ -95,7 +95,8 @@ extension RegistryServer {
         }
         switch bootstrap {
         case let .generated(token):
-            logger.notice("created the admin; its token is in the file named here", metadata: ["file": "\(file.path)"])
+            logger.notice("created the admin; its token is in the file named here until it is first used", metadata: ["file": "\(file.path)"])
+            registry.adminTokenFile.set(file.path)
             generated = token
         case .created:
             logger.notice("created the admin with the token from EPR_ADMIN_TOKEN")

@@ -111,6 +111,8 @@ import Testing
             while [ ! -e '\(release.path)' ]; do sleep 0.05; done
             echo '{"findings": [{"severity": "info", "check": "slept", "message": "scanned"}]}'
             """.write(to: scanner, atomically: true, encoding: .utf8)
+        // The server, and so the scanner, may run as an unprivileged user: it may write here.
+        FileManager.default.createFile(atPath: runs.path, contents: nil, attributes: [.posixPermissions: 0o666])
         let config = directory.appendingPathComponent("epr.toml")
         try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\n"
             .write(to: config, atomically: true, encoding: .utf8)

@@ -132,6 +132,8 @@ import Testing
         let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         #expect(try await first.registry.principal(forToken: token).role == .admin)
+        #expect(!FileManager.default.fileExists(atPath: file), "once the admin has used its token, the file is gone")
+        #expect(try await first.registry.principal(forToken: token).role == .admin, "the token goes on working")
         let locked = await #expect(throws: (any Error).self) {
             _ = try await Server.RegistryServer.build(configuration: configuration, environment: [:], logger: .init(label: "test"))
         }
