@@ -63,7 +63,7 @@ import Testing
     @Test func aSubmissionOfSourcesIsBuiltByAWorker() async throws {
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let server = try ServerProcess(data: scratch.appendingPathComponent("data"))
+        let server = try ServerProcess(data: scratch.appendingPathComponent("data"), environment: ["EPR_VERIFIER": "machine"])
         defer { server.stop() }
         let archive = try Self.archive("xdp-proto-counter", in: scratch, sourcesOnly: true)
         let report = try PackageInspector().inspect(path: archive)

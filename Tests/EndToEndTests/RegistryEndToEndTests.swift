@@ -68,7 +68,7 @@ import Testing
     @Test func fiftyVersionsAtOnce() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: Self.concurrency)
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
         defer { server.stop() }
         let versions = (0..<50).map { "1.\($0 % 7).\($0)" }
         var archives: [[UInt8]] = []
@@ -94,7 +94,7 @@ import Testing
     @Test func crashDuringUploads() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: Self.concurrency)
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"))
         defer { server.stop() }
         var archives: [(version: String, bytes: [UInt8])] = []
         for index in 0..<40 {
@@ -140,10 +140,6 @@ import Testing
         let expected = try await Self.expectedBlobs(server, package: "exec-tracker", versions: listed.map(\.version))
         #expect(Set(try Self.blobFiles(server.data)) == expected, "no orphan blobs after the sweep")
     }
-
-    /// Tests of many publishes at once leave the kernel verifier out (a boot of its machine
-    /// each, one after another); its verdicts are tested with fewer packages.
-    static let concurrency = ["EPR_VERIFIER": "false"]
 
     static func blobFiles(_ data: URL) throws -> [String] {
         let root = data.appendingPathComponent("blobs/sha256")

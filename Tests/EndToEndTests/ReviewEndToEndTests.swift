@@ -50,7 +50,7 @@ import Testing
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         // No one auto-publishes here: every upload waits for a reviewer.
-        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_AUTO_PUBLISH": ""].merging(environment) { $1 },
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_AUTO_PUBLISH": "", "EPR_VERIFIER": "machine"].merging(environment) { $1 },
                                        arguments: arguments)
         defer { server.stop() }
         try await body(Registry(server: server, directory: directory))
@@ -116,7 +116,8 @@ import Testing
         let config = directory.appendingPathComponent("epr.toml")
         try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\n"
             .write(to: config, atomically: true, encoding: .utf8)
-        let server = try ServerProcess(data: directory.appendingPathComponent("data"), arguments: ["--config", config.path])
+        let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_VERIFIER": "machine"],
+                                       arguments: ["--config", config.path])
         defer { server.stop() }
 
         var request = HTTPClientRequest(url: server.baseURL + "/api/v1/packages")

@@ -50,8 +50,10 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
         }
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
+        // The kernel verifier boots a machine for every package (seconds of processor time
+        // each): only the tests of what it finds turn it on (`EPR_VERIFIER=machine`).
         process.environment = ProcessInfo.processInfo.environment.merging(["EPR_ADMIN_TOKEN": Self.token, "EPR_PUBLISHES_PER_HOUR": "0",
-                                                                                      "EPR_AUTO_PUBLISH": "admin"]) { $1 }
+                                                                                      "EPR_AUTO_PUBLISH": "admin", "EPR_VERIFIER": "false"]) { $1 }
             .merging(environment) { $1 }
         process.standardError = output
         process.standardOutput = output
