@@ -75,16 +75,28 @@ static void frame(const char *prefix, const char *text, size_t len)
 		free(buf);
 }
 
-static void framef(const char *prefix, const char *fmt, ...)
+/* vasprintf's text, or NULL; the caller frees it. */
+static char *format(const char *fmt, va_list ap, int *n)
 {
 	char *text = NULL;
+
+	*n = vasprintf(&text, fmt, ap);
+	if (*n < 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static void framef(const char *prefix, const char *fmt, ...)
+{
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&text, fmt, ap);
+	char *text = format(fmt, ap, &n);
 	va_end(ap);
-	if (n >= 0)
+	if (text)
 		frame(prefix, text, n);
 	free(text);
 }
@@ -208,14 +220,13 @@ static void err_finish(void)
 
 static void errf(const char *fmt, ...)
 {
-	char *text = NULL;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vasprintf(&text, fmt, ap);
+	char *text = format(fmt, ap, &n);
 	va_end(ap);
-	if (n >= 0)
+	if (text)
 		err_write(text, n);
 	free(text);
 }

@@ -58,28 +58,35 @@ public struct VerifierCheck: Sendable {
                                                   "the kernel verifier did not run: bpftool and unshare must be installed on the registry's host")],
                                ranFully: false)
         }
-        var findings: [Finding] = [], figures: [String] = [], logs: [String: String] = [:], ranFully = true
         // The time limit is the whole check's, shared by its objects.
         let deadline = ContinuousClock.now + timeout
-        for object in objects {
+        let loads = objects.map { object -> (PackageReport.ObjectEntry, Load?) in
             let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else {
+            guard remaining > .zero else { return (object, nil) }
+            return (object, load(object: directory.appendingPathComponent(object.path).path, bpftool: bpftool, unshare: unshare, timeout: remaining))
+        }
+        return summarise(loads, details: [:])
+    }
+
+    /// The findings of every object's load (nil: the check's time ran out before it), the
+    /// kernel's figures under `programs`, and the log of each refused program.
+    func summarise(_ loads: [(PackageReport.ObjectEntry, Load?)], details extra: [String: String]) -> CheckResult {
+        var findings: [Finding] = [], figures: [String] = [], details = extra, ranFully = true
+        for (object, load) in loads {
+            guard let load else {
                 findings.append(Finding(.warning, "verifier.not-run", "\(object.path) was not verified: the check's \(timeout.components.seconds) s ran out",
                                         at: object.path))
                 ranFully = false
                 continue
             }
-            let load = self.load(object: directory.appendingPathComponent(object.path).path, bpftool: bpftool, unshare: unshare,
-                                 timeout: remaining)
             let (objectFindings, objectFigures, complete) = Self.judge(load, object: object, timeout: timeout)
             findings += objectFindings
             figures += objectFigures
             ranFully = ranFully && complete
             for program in load.log.programs where program.failure != nil {
-                logs["log:\(object.path):\(program.name)"] = program.tail.joined(separator: "\n")
+                details["log:\(object.path):\(program.name)"] = program.tail.joined(separator: "\n")
             }
         }
-        var details = logs
         details["programs"] = figures.joined(separator: "\n")
         return CheckResult(findings: findings, ranFully: ranFully, details: details)
     }
@@ -95,8 +102,7 @@ public struct VerifierCheck: Sendable {
         } catch {
             return CheckResult(findings: [Finding(.warning, "verifier.not-run", "the verifier machine did not start: \(error)")], ranFully: false)
         }
-        var findings: [Finding] = [], figures: [String] = [], logs: [String: String] = [:], ranFully = true
-        for (object, said) in zip(objects, run.objects) {
+        let loads = zip(objects, run.objects).map { object, said -> (PackageReport.ObjectEntry, Load?) in
             var load = Load()
             if let exit = said.exit, said.stage != "crashed" {
                 var log = VerifierLog()
@@ -111,20 +117,11 @@ public struct VerifierCheck: Sendable {
             } else {
                 load.startFailure = run.failure ?? "the verifier machine gave no verdict"
             }
-            let (objectFindings, objectFigures, complete) = Self.judge(load, object: object, timeout: timeout)
-            findings += objectFindings
-            figures += objectFigures
-            ranFully = ranFully && complete
-            for program in load.log.programs where program.failure != nil {
-                logs["log:\(object.path):\(program.name)"] = program.tail.joined(separator: "\n")
-            }
+            return (object, load)
         }
-        var details = logs
-        details["programs"] = figures.joined(separator: "\n")
-        details["kernel"] = run.kernel ?? kernel.release
-        details["machine_seconds"] = String(format: "%.1f", Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                                            + Double((ContinuousClock.now - started).components.seconds))
-        return CheckResult(findings: findings, ranFully: ranFully, details: details)
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return summarise(loads, details: ["kernel": run.kernel ?? kernel.release, "machine_seconds": String(format: "%.1f", seconds)])
     }
 
     func load(object: String, bpftool: String, unshare: String, timeout: Duration) -> Load {

@@ -121,27 +121,10 @@ import Testing
         try marker.write(to: secret, atomically: true, encoding: .utf8)
         let copy = directory.appendingPathComponent("probe")
         try FileManager.default.copyItem(at: Fixtures.examples.appendingPathComponent("xdp-proto-counter"), to: copy)
-        let source = """
-            struct
-            #include "../../../../admin-token"
-            {int a;} v;
-            int *p = &v;
-            struct
-            #include "\(secret.path)"
-            {int b;} w;
-            int *q = &w;
-            #if __has_include("\(secret.path)")
-            #warning "ABSOLUTE-EXISTS"
-            #endif
-            #if __has_include("../../../../admin-token")
-            #warning "RELATIVE-EXISTS"
-            #endif
-            #if __has_include("/etc/hostname") || __has_include("/proc/1/environ")
-            #warning "HOST-ETC-EXISTS"
-            #endif
-            asm(".incbin \"\(secret.path)\"");
-
-            """
+        let source = Fixtures.hostFileProbe(relative: "../../../../admin-token", absolute: secret.path, exists: [
+            (secret.path, "ABSOLUTE-EXISTS"), ("../../../../admin-token", "RELATIVE-EXISTS"), ("/etc/hostname", "HOST-ETC-EXISTS"),
+            ("/proc/1/environ", "HOST-ETC-EXISTS"),
+        ])
         try source.write(to: copy.appendingPathComponent("src/probe.bpf.c"), atomically: true, encoding: .utf8)
         let output = directory.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)

@@ -22,20 +22,8 @@ import Testing
         let server = try ServerProcess(data: data, environment: ["EPR_VERIFIER": "false"])
         defer { server.stop() }
         let archive = try BuildWorkerTests.archive("xdp-proto-counter", in: scratch, sourcesOnly: false) { directory in
-            let probe = """
-                struct
-                #include "../../../../planted-secret"
-                {int a;} v;
-                int *p = &v;
-                struct
-                #include "\(data.path)/planted-secret"
-                {int b;} w;
-                int *q = &w;
-                #if __has_include("\(data.path)/epr.sqlite")
-                #warning "DATABASE-EXISTS"
-                #endif
-
-                """
+            let probe = Fixtures.hostFileProbe(relative: "../../../../planted-secret", absolute: data.path + "/planted-secret",
+                                               exists: [(data.path + "/epr.sqlite", "DATABASE-EXISTS")])
             try probe.write(to: directory.appendingPathComponent("src/probe.bpf.c"), atomically: true, encoding: .utf8)
         }
         let id = try BuildWorkerTests.publish(server, archive)

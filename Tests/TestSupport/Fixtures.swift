@@ -58,6 +58,19 @@ public enum Fixtures {
         for name in try FileManager.default.contentsOfDirectory(atPath: path) { try giveTree(path + "/" + name, to: user) }
     }
 
+    /// C source that tries to bring a host file into the compiler's messages (by a path relative
+    /// to the source and by its absolute path: its content, if it forms C tokens, lands in an
+    /// "incompatible pointer types" warning), and to learn whether files exist (`__has_include`,
+    /// each found one named by a `#warning` with its word), and to pull the file in through the
+    /// assembler (`.incbin`).
+    public static func hostFileProbe(relative: String, absolute: String, exists: [(path: String, word: String)]) -> String {
+        var lines = ["struct", "#include \"\(relative)\"", "{int a;} v;", "int *p = &v;",
+                     "struct", "#include \"\(absolute)\"", "{int b;} w;", "int *q = &w;"]
+        for (path, word) in exists { lines += ["#if __has_include(\"\(path)\")", "#warning \"\(word)\"", "#endif"] }
+        lines.append("asm(\".incbin \\\"\(absolute)\\\"\");")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("epr-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
