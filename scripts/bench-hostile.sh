@@ -11,20 +11,16 @@
 #   elf       a BPF object of many one-instruction programs: llvm-readelf reads its sections
 #             and symbols
 # Usage: scripts/bench-hostile.sh [RUNS]   (default 3; figures are medians, memory the peak)
-# Environment: EPR_BIN (default: a release build of this checkout), BENCH_DIR (default
+# Environment: EPR_BIN (default: .build/release/epr, built when missing), BENCH_DIR (default
 # bench-out; this script uses BENCH_DIR/hostile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 work=${BENCH_DIR:-$PWD/bench-out}/hostile
 mkdir -p "$work"
-if [[ -n ${EPR_BIN:-} ]]; then
-  epr=$EPR_BIN
-else
-  echo "building epr (release)"
-  swift build -c release --product epr >/dev/null
-  epr=$(swift build -c release --show-bin-path)/epr
-fi
+# shellcheck source=scripts/bench/server-common.sh
+source scripts/bench/server-common.sh
+find_epr
 command -v llvm-readelf >/dev/null || scripts/install-bpf-toolchain.sh >/dev/null
 
 # make KIND SCALE -> the input's path (archives are named after their top-level directory)

@@ -69,7 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                       allowRoot: allowRoot || environment["EPR_ALLOW_ROOT"] == "true") else { return }
             umask(0o077)
             try ServeUser.give(dataDirectory: configuration.dataDirectory, to: account)
-            try ServeUser.give(files: ServeUser.filesRead(by: configuration), to: account)
+            try ServeUser.give(files: ServeUser.filesRead(by: configuration, configFile: config ?? environment["EPR_CONFIG"]), to: account)
             try ServeUser.switchTo(account)
         } catch {
             Output.error("\(error)")

@@ -38,11 +38,36 @@ enum ServeUser {
         return Account(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
     }
 
-    /// Makes the data directory the account's, with everything in it.
+    /// Makes the data directory the account's, with everything in it. Walked by descriptor,
+    /// never following a link, so that nothing in it can lead the walk out of it.
     static func give(dataDirectory: String, to account: Account) throws {
         let data = URL(fileURLWithPath: dataDirectory)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try chownTree(data.path, account.uid, account.gid)
+        let top = open(data.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { throw Refusal(description: "cannot open \(data.path): \(String(cString: strerror(errno)))") }
+        defer { close(top) }
+        guard fchown(top, account.uid, account.gid) == 0 else {
+            throw Refusal(description: "cannot give \(data.path) to the user \(account.name): \(String(cString: strerror(errno)))")
+        }
+        try giveContents(of: top, path: data.path, to: account)
+    }
+
+    /// Gives every entry of the open directory `fd` to the account, recursing into directories.
+    private static func giveContents(of fd: Int32, path: String, to account: Account) throws {
+        let copy = dup(fd)
+        guard copy >= 0, let directory = fdopendir(copy) else { throw Refusal(description: "cannot read \(path)") }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name != ".", name != ".." else { continue }
+            guard fchownat(fd, name, account.uid, account.gid, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw Refusal(description: "cannot give \(path)/\(name) to the user \(account.name): \(String(cString: strerror(errno)))")
+            }
+            let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard child >= 0 else { continue }
+            defer { close(child) }
+            try giveContents(of: child, path: path + "/" + name, to: account)
+        }
     }
 
     /// Switches this process to the account for good (root cannot be taken back). Called while
@@ -54,11 +79,11 @@ enum ServeUser {
         guard setuid(0) != 0 else { throw Refusal(description: "root could be taken back after switching to \(account.name)") }
     }
 
-    /// The files outside the data directory the server reads at start: the TLS certificate and
-    /// key, and the trust directory's certificates, intermediate key and revocations (never
-    /// the root's key).
-    static func filesRead(by configuration: ServerConfiguration) -> [String] {
-        var files = [configuration.tlsCertificate, configuration.tlsKey].compactMap { $0 }
+    /// The files outside the data directory the server reads: the config file, the TLS
+    /// certificate and key, and the trust directory's certificates, intermediate key and
+    /// revocations (never the root's key).
+    static func filesRead(by configuration: ServerConfiguration, configFile: String?) -> [String] {
+        var files = [configuration.tlsCertificate, configuration.tlsKey, configFile].compactMap { $0 }
         if let trust = configuration.trustDirectory {
             files += ["root.crt", "roots.pem", "intermediate.crt", "intermediate.key", "revocations.json"]
                 .map { URL(fileURLWithPath: trust).appendingPathComponent($0).path }
@@ -67,20 +92,11 @@ enum ServeUser {
         return files
     }
 
-    /// Gives files to the account (each one, not the directories they are in).
+    /// Gives files the operator named to the account (each one, the file a link names, not the
+    /// directories they are in).
     static func give(files: [String], to account: Account) throws {
-        for file in files where lchown(file, account.uid, account.gid) != 0 {
+        for file in files where chown(file, account.uid, account.gid) != 0 {
             throw Refusal(description: "cannot give \(file) to the user \(account.name): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    /// Gives a directory tree to the user, without following links.
-    private static func chownTree(_ path: String, _ uid: uid_t, _ gid: gid_t) throws {
-        guard lchown(path, uid, gid) == 0 else { throw Refusal(description: "cannot give \(path) to the user: \(String(cString: strerror(errno)))") }
-        var status = stat()
-        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { return }
-        for name in try FileManager.default.contentsOfDirectory(atPath: path) {
-            try chownTree(path + "/" + name, uid, gid)
         }
     }
 }

@@ -164,17 +164,20 @@ public struct SourcesCheck: Sendable {
         var child = ChildProcess(executable: command.executable, arguments: command.arguments,
                                  environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"], timeout: timeout)
         child.cancellation = cancellation
-        var exhausted = false
+        var exhausted = false, said = false
         let result = try? child.run { line in
-            // What clang says when a limit of the sandbox stops it.
-            if line.contains("out of memory") || line.hasPrefix("LLVM ERROR") || line.contains("std::bad_alloc")
+            said = true
+            // What clang says when a limit of the sandbox stops it (not the package's own
+            // diagnostics, which name a file of the package).
+            if !line.hasPrefix(root + "/"), line.contains("out of memory") || line.hasPrefix("LLVM ERROR") || line.contains("std::bad_alloc")
                 || line.contains("due to signal") || line.contains("PLEASE submit a bug report") {
                 exhausted = true
             }
             guard line.hasPrefix(prefix) else {
-                // An error in a header the source includes, named from the package's root.
-                if firstError == nil, line.hasPrefix(root + "/"), line.contains(": error:") || line.contains(": fatal error:") {
-                    firstError = String(line.dropFirst(root.count + 1))
+                // An error in a header the source includes: the package's own (named from the
+                // package's root) or the system's.
+                if firstError == nil, line.contains(": error:") || line.contains(": fatal error:") {
+                    firstError = line.hasPrefix(root + "/") ? String(line.dropFirst(root.count + 1)) : String(line)
                 }
                 return
             }
@@ -193,12 +196,13 @@ public struct SourcesCheck: Sendable {
         if result == nil || result?.timedOut == true {
             return warnings + [Finding(.warning, "sources.not-run", "clang did not finish on \(path) within the check's time", at: path)]
         }
-        if let result, result.signal != nil || exhausted {
-            // Stopped by a limit of the sandbox (memory, CPU time, file size) or crashed.
+        if let result, result.signal != nil || exhausted || result.status != 0 && firstError == nil && warnings.isEmpty {
+            // Stopped by a limit of the sandbox (memory, CPU time, file size), crashed, or the
+            // sandbox itself could not start: never a clean compile.
             let how = result.signal.map { "was stopped by signal \($0)" } ?? "failed (exit \(result.status ?? -1))"
-            return warnings + [Finding(.warning, "sources.not-run",
-                                       "clang \(how) on \(path) without a diagnostic: it ran out of the memory or CPU time a check may use, or crashed",
-                                       at: path)]
+            let why = exhausted || result.signal != nil ? "it ran out of the memory or CPU time a check may use, or crashed"
+                : said ? "it, or its sandbox, gave no diagnostic" : "its sandbox may not start on this host"
+            return warnings + [Finding(.warning, "sources.not-run", "clang \(how) on \(path): \(why)", at: path)]
         }
         if let firstError {
             // Sources that need headers the package does not carry (vmlinux.h) are compiled

@@ -60,12 +60,21 @@ public struct VerifierMachine: Sendable {
         self.kernels = kernels
     }
 
+    /// Objects larger together than the machine can hold.
+    struct TooLarge: Error, CustomStringConvertible {
+        let limit: Int
+        var description: String { "the package's objects are larger than the \(limit >> 20) MiB the verifier machine can take" }
+    }
+
     /// Where `scripts/install-verifier-vm.sh` installs the machine by default.
     public static let defaultDirectory = URL(fileURLWithPath: "/var/lib/epr/vm")
 
     /// Boots `kernel` with `objects` (files) in `scratch` (a directory of the check's own) and
     /// reads what it said.
     func run(objects: [URL], kernel: Kernel, scratch: URL, timeout: Duration, cancellation: Cancellation?) throws -> Run {
+        // The objects travel in the machine's memory: more than half of it cannot be verified.
+        let sizes = objects.map { (try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int) ?? 0 }
+        guard sizes.reduce(0, +) <= (memoryMiB << 20) / 2 else { throw TooLarge(limit: (memoryMiB << 20) / 2) }
         var archive = CPIOArchive()
         archive.directory("objects")
         for (index, object) in objects.enumerated() {
@@ -73,10 +82,14 @@ public struct VerifierMachine: Sendable {
         }
         archive.finish()
         let initrd = scratch.appendingPathComponent("initrd")
-        var image = Array(try Data(contentsOf: directory.appendingPathComponent("base.cpio.gz")))
+        guard FileManager.default.createFile(atPath: initrd.path, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
+        let handle = try FileHandle(forWritingTo: initrd)
+        defer { try? handle.close() }
+        let base = try Data(contentsOf: directory.appendingPathComponent("base.cpio.gz"))
+        try handle.write(contentsOf: base)
         // The kernel looks for an archive after a compressed one only at a 4-byte boundary.
-        image += [UInt8](repeating: 0, count: (4 - image.count % 4) % 4)
-        try Data(image + archive.bytes).write(to: initrd)
+        try handle.write(contentsOf: Data(count: (4 - base.count % 4) % 4))
+        try handle.write(contentsOf: archive.bytes)
 
         let arguments = ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
                          "-accel", "tcg", "-m", String(memoryMiB), "-smp", "1",

@@ -206,7 +206,7 @@ public final class ArchiveReader<Source: ByteSource> {
     /// exponential, work.
     private func checkSymlinks() throws(ArchiveError) {
         var resolution = LinkResolution(symlinks: symlinks, topLevel: topLevel,
-                                        budget: 4096 + symlinks.reduce(0) { $0 + 8 * ($1.key.utf8.count + $1.value.utf8.count) })
+                                        budget: 1 << 16 + symlinks.reduce(0) { $0 + 64 * ($1.key.utf8.count + $1.value.utf8.count) })
         for (path, target) in symlinks.sorted(by: { $0.key < $1.key }) {
             guard let resolved = resolution.resolve(link: path), let top = topLevel, resolved.parts.first == top else {
                 throw .linkEscapes(entry: path, target: target)

@@ -1,8 +1,9 @@
 /// Resolves the symbolic links of an archive as the kernel would (a link's target from the
 /// link's own directory, links met along the way followed, at most 40 links in a chain), each
 /// link once: the result of every link is kept, so the work is linear in the links' text
-/// however often a chain names the same link. A budget of component steps caps the whole
-/// resolution; running out of it, a loop, a chain longer than 40 links, or climbing out of the
+/// however often a chain names the same link. A budget caps the whole resolution, each step
+/// charged the bytes of the path it looks up; running out of it, a loop, a chain of more than 40
+/// links, a path longer than 4096 bytes or a component longer than 255, or climbing out of the
 /// top-level directory resolves to nil.
 struct LinkResolution {
     struct Resolved {
@@ -12,6 +13,9 @@ struct LinkResolution {
     }
 
     static let maximumHops = 40
+    /// The longest path, and path component, the kernel resolves.
+    static let maximumPath = 4096
+    static let maximumComponent = 255
 
     let symlinks: [String: String]
     let topLevel: String?
@@ -50,9 +54,12 @@ struct LinkResolution {
                 guard !parts.isEmpty else { return nil }
                 parts.removeLast()
             default:
+                guard component.utf8.count <= Self.maximumComponent else { return nil }
                 parts.append(String(component))
                 let here = parts.joined(separator: "/")
-                budget -= parts.count
+                // Each step costs the bytes of the path it looks up.
+                budget -= here.utf8.count
+                guard budget >= 0, here.utf8.count <= Self.maximumPath else { return nil }
                 if symlinks[here] != nil {
                     guard let next = resolve(link: here) else { return nil }
                     hops += next.hops

@@ -86,7 +86,7 @@ public enum OCILayer {
             }
             func fill(_ count: Int) throws -> [UInt8] {
                 var out: [UInt8]? = []
-                out!.reserveCapacity(count)
+                out!.reserveCapacity(min(count, 1 << 20))
                 try consume(count, into: &out)
                 return out!
             }
@@ -126,7 +126,8 @@ public enum OCILayer {
                     kept += size
                     guard kept <= limits.keptBytes else { throw Failure(description: "the layer's files are larger than \(limits.keptBytes) bytes together") }
                     var content: [UInt8]? = head
-                    content!.reserveCapacity(size)
+                    // Grown as the bytes arrive: a file the limits stop costs no more than was read.
+                    content!.reserveCapacity(min(size, 1 << 20))
                     try consume(size - head.count, into: &content)
                     try consume(padded - size, into: &none)
                     files.append((name, content!))

@@ -70,15 +70,27 @@ extension RegistryService {
         }
     }
 
-    /// Refuses a push that would take the principal's private pushed blobs past its quota.
-    func ociCheckQuota(adding size: Int64, digest: SHA256Digest, repository: String, principal: Principal?) async throws {
+    /// Refuses a push of `size` bytes that would take the principal's pushed bytes past its
+    /// quota (a blob the repository links already costs nothing more). The store checks again
+    /// when it links a blob, in one transaction with the link.
+    func ociCheckQuota(adding size: Int64, digest: SHA256Digest?, repository: String, principal: Principal?) async throws {
         guard let quota = ociPushQuota, let principal else { return }
-        // A blob the repository already links costs nothing more.
-        if try await oci.blobLink(repository: repository, digest: digest) != nil { return }
-        let used = try await oci.privateBytes(pusher: principal.name)
-        guard used + size <= quota else {
-            await audit("oci-push", principal, target: "\(repository)@\(digest)", denied: "quota")
-            throw OCIError.denied("\(principal.name) has \(used) bytes of pushed blobs not yet published, and this one (\(size) bytes) would pass the quota of \(quota) bytes: publish or delete some first")
+        if let digest, try await oci.blobLink(repository: repository, digest: digest) != nil { return }
+        let used = try await oci.pushedBytes(pusher: principal.name)
+        guard used + size <= quota else { throw await ociQuotaDenied(used: used, quota: quota, principal, target: repository) }
+    }
+
+    func ociQuotaDenied(used: Int64, quota: Int64, _ principal: Principal?, target: String) async -> OCIError {
+        await audit("oci-push", principal, target: target, denied: "quota")
+        return OCIError.denied("\(principal?.name ?? "") has pushed \(used) bytes not yet published, and this push would pass the quota of \(quota) bytes: publish or delete some first")
+    }
+
+    /// Links a pushed blob within the principal's quota.
+    func ociLink(_ link: OCIBlobLink, principal: Principal?) async throws {
+        do {
+            try await oci.linkBlob(link, at: Date(), quota: principal == nil ? nil : ociPushQuota)
+        } catch let OCIStoreError.quotaExceeded(used, quota) {
+            throw await ociQuotaDenied(used: used, quota: quota, principal, target: "\(link.repository)@\(link.digest)")
         }
     }
 

@@ -27,7 +27,7 @@ extension RegistryService {
         try await ociCheckQuota(adding: size, digest: expected, repository: repository, principal: principal)
         if try await blobs.size(of: expected) == nil { try await blobs.store(file, digest: expected) }
         let link = OCIBlobLink(repository: repository, digest: expected, size: size, isPublic: false, pusher: principal?.name)
-        try await oci.linkBlob(link, at: Date())
+        try await ociLink(link, principal: principal)
         return try await oci.blobLink(repository: repository, digest: expected) ?? link
     }
 
@@ -37,7 +37,7 @@ extension RegistryService {
         guard let link = try? await ociBlob(repository: source, digest: digest, principal: principal) else { return nil }
         try await ociCheckQuota(adding: link.size, digest: digest, repository: repository, principal: principal)
         let mounted = OCIBlobLink(repository: repository, digest: digest, size: link.size, isPublic: false, pusher: principal?.name)
-        try await oci.linkBlob(mounted, at: Date())
+        try await ociLink(mounted, principal: principal)
         return try await oci.blobLink(repository: repository, digest: digest) ?? mounted
     }
 
@@ -55,6 +55,7 @@ extension RegistryService {
             tag = reference
         }
         try await ociAuthorizePush(repository, principal, target: "\(repository):\(reference)")
+        try await ociCheckQuota(adding: Int64(content.count), digest: nil, repository: repository, principal: principal)
         let document: OCIManifestDocument
         do { document = try JSONDecoder().decode(OCIManifestDocument.self, from: content) } catch {
             throw OCIError.manifestInvalid("the manifest is not JSON of an image manifest or index")
@@ -154,8 +155,8 @@ extension RegistryService {
             image = decoded
         }
         guard let config = image.config, let configDigest = SHA256Digest(oci: config.digest) else { return nil }
-        // A program's push counts as a publish before anything of it is read.
-        if Self.isRunnable(image, mediaType: image.mediaType ?? "") { try await checkPublishRate(principal) }
+        // A push by tag that may hold a program counts as a publish before anything of it is read.
+        try await checkPublishRate(principal)
         let layers = image.layers ?? []
         let upload = try blobs.temporaryFile()
         defer { try? FileManager.default.removeItem(at: upload) }
@@ -178,14 +179,22 @@ extension RegistryService {
             // kept, within the same bounds as package archives.
             var objects: [(name: String, bytes: [UInt8])] = []
             var seen: Set<SHA256Digest> = []
+            guard layers.count <= Self.ociMaximumLayers else {
+                throw OCIError.manifestInvalid("an eBPF program is read from at most \(Self.ociMaximumLayers) layers")
+            }
+            // The expansion allowed is shared by the layers: many small layers expand no more
+            // than one large one may.
+            var limits = Self.ociLayerLimits
+            limits.expandedBytes /= UInt64(max(1, layers.count))
+            limits.ratioGrace /= UInt64(max(1, layers.count))
             for layer in layers {
                 guard let digest = SHA256Digest(oci: layer.digest), seen.insert(digest).inserted else { continue }
                 let (path, temporary) = try await localFile(of: digest)
                 defer { if temporary { try? FileManager.default.removeItem(atPath: path) } }
-                let found = objects
+                let found = objects, limits = limits
                 do {
                     objects += try await NIOThreadPool.singleton.runIfActive {
-                        try OCIPushedProgram.objects(in: layer, source: try FileSource(path: path), limits: Self.ociLayerLimits, found: found)
+                        try OCIPushedProgram.objects(in: layer, source: try FileSource(path: path), limits: limits, found: found)
                     }
                 } catch let error as OCILayer.Failure {
                     throw OCIError.manifestInvalid(error.description)
@@ -224,19 +233,22 @@ extension RegistryService {
         }
     }
 
-    /// How much of a pushed program's layers is read: the bounds of package archives, and at
-    /// most 64 MiB of BPF objects kept.
+    /// How much of a pushed program's layers is read, all layers together: 1 GiB expanded, the
+    /// ratio and entries of package archives, and at most 64 MiB of BPF objects kept.
     static let ociLayerLimits: OCILayer.Limits = {
         var limits = OCILayer.Limits()
         let archives = ArchiveLimits()
         limits.keptBytes = 64 << 20
         limits.fileBytes = 64 << 20
         limits.entries = archives.maxEntries
-        limits.expandedBytes = archives.maxExpandedSize
+        limits.expandedBytes = 1 << 30
         limits.compressionRatio = UInt64(archives.maxCompressionRatio)
         limits.ratioGrace = archives.ratioGrace
         return limits
     }()
+
+    /// The most layers a pushed program is read from.
+    static let ociMaximumLayers = 64
 
     /// Copies a blob into a file, chunk by chunk.
     func copyBlob(_ digest: SHA256Digest, to file: URL) async throws {

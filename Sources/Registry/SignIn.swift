@@ -94,6 +94,9 @@ extension RegistryService {
                 guard try await credentials.useTOTPStep(user: user.name, step: step) else { throw await fail("one-time code used already") }
                 method = "password+totp"
             } else if let recoveryCode, !recoveryCode.isEmpty {
+                // While the account is locked, only the authenticator's code gets through: a
+                // recovery code's check writes to the store, which a guess could time.
+                guard locked == nil else { throw await fail("recovery code while the account is locked") }
                 guard try await credentials.useRecoveryCode(user: user.name, hash: Self.recoveryHash(recoveryCode), at: Date()) else {
                     throw await fail("unknown or spent recovery code")
                 }

@@ -102,6 +102,8 @@ extension RegistryServer {
             logger.notice("created the admin with the token from EPR_ADMIN_TOKEN")
         case .existing:
             if supplied != nil { logger.info("an admin exists already; EPR_ADMIN_TOKEN is only used on first start") }
+            // A token file left by an earlier start goes once the token is used.
+            if FileManager.default.fileExists(atPath: file.path) { registry.adminTokenFile.set(file.path) }
         }
 
         let tls: NIOSSLContext?

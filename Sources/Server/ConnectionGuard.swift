@@ -4,12 +4,17 @@ import NIOCore
 import NIOHTTP1
 
 /// Limits on one connection, so that a client cannot hold the server's connections or memory
-/// with requests it never finishes.
+/// with requests it never finishes or answers it never reads.
 struct ConnectionLimits: Sendable, Equatable {
     /// From a request's first byte to the end of its head.
     var headerTimeout: Duration = .seconds(10)
-    /// With nothing read or written, no answer owed and none being sent.
+    /// With nothing read or written, no answer owed and none being sent; also the grace a
+    /// request body or an answer gets before its rate counts.
     var idleTimeout: Duration = .seconds(60)
+    /// The slowest a request body may arrive, on average, past the grace.
+    var bodyBytesPerSecond = 1024
+    /// The slowest an answer may be taken, on average, past the grace.
+    var answerBytesPerSecond = 64 << 10
     /// Open connections from one address at once; 0: no limit.
     var perAddress = 1024
     /// The largest request head (one field, and all together).
@@ -19,6 +24,15 @@ struct ConnectionLimits: Sendable, Equatable {
 /// Counts the open connections of each address, shared by every connection of a server.
 final class ConnectionCounter: Sendable {
     private let counts = NIOLockedValueBox<[String: Int]>([:])
+
+    /// The key an address is counted under: itself, or for IPv6 its /64 network (what one
+    /// client is usually given).
+    static func key(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        return bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
 
     /// Takes a place for `address`, or false when it has `limit` connections already.
     func take(_ address: String, limit: Int) -> Bool {
@@ -59,8 +73,13 @@ final class ConnectionGuard: ChannelDuplexHandler {
     private var readingHead = true
     /// Requests read in full whose answer has not started going out.
     private var owed = 0
-    /// Writes not yet on the wire.
+    /// Writes not yet on the wire, and when they must all be out (the grace, and the time
+    /// their bytes take at the slowest rate allowed).
     private var pendingWrites = 0
+    private var writesDue: NIODeadline?
+    /// While a request's body is read: when its head ended, and the bytes read since.
+    private var bodyStarted: NIODeadline?
+    private var bodyBytes = 0
     private var lastActivity = NIODeadline.now()
     private var timer: Scheduled<Void>?
 
@@ -79,7 +98,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     private func activate(_ context: ChannelHandlerContext) {
-        let address = context.channel.remoteAddress?.ipAddress ?? "?"
+        let address = ConnectionCounter.key(context.channel.remoteAddress?.ipAddress ?? "?")
         guard counter.take(address, limit: limits.perAddress) else {
             context.close(promise: nil)
             return
@@ -101,6 +120,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
+        if bodyStarted != nil { bodyBytes += unwrapInboundIn(data).readableBytes }
         if readingHead, headStarted == nil {
             headStarted = lastActivity
             schedule(context, at: lastActivity + TimeAmount(limits.headerTimeout))
@@ -112,19 +132,30 @@ final class ConnectionGuard: ChannelDuplexHandler {
         lastActivity = .now()
         owed = 0
         pendingWrites += 1
+        let bytes: Int
+        switch unwrapOutboundIn(data) {
+        case let .byteBuffer(buffer): bytes = buffer.readableBytes
+        case let .fileRegion(region): bytes = region.readableBytes
+        }
+        let due = lastActivity + TimeAmount(limits.idleTimeout)
+            + .nanoseconds(Int64(bytes) * 1_000_000_000 / Int64(max(1, limits.answerBytesPerSecond)))
+        writesDue = max(writesDue ?? due, due)
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolatedUnsafeUnchecked().whenComplete { _ in
             self.pendingWrites -= 1
+            if self.pendingWrites == 0 { self.writesDue = nil }
             self.lastActivity = .now()
         }
         if let promise { written.futureResult.cascade(to: promise) }
         context.write(data, promise: written)
     }
 
-    /// The head of the request being read is complete.
+    /// The head of the request being read is complete: its body, if any, follows.
     func headComplete() {
         readingHead = false
         headStarted = nil
+        bodyStarted = .now()
+        bodyBytes = 0
     }
 
     /// The request being read has been read in full: an answer is owed, and the next byte
@@ -133,6 +164,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
         owed += 1
         readingHead = true
         headStarted = nil
+        bodyStarted = nil
     }
 
     private func schedule(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
@@ -160,7 +192,19 @@ final class ConnectionGuard: ChannelDuplexHandler {
             }
             schedule(context, at: deadline)
         }
-        if owed == 0, pendingWrites == 0, headStarted == nil {
+        // A body that trickles in, or an answer that is not taken, past the grace.
+        if let started = bodyStarted, now - started > TimeAmount(limits.idleTimeout) {
+            let seconds = Double((now - started).nanoseconds) / 1e9
+            if Double(bodyBytes) < seconds * Double(limits.bodyBytesPerSecond) {
+                context.close(promise: nil)
+                return
+            }
+        }
+        if pendingWrites > 0, let due = writesDue, now >= due {
+            context.close(promise: nil)
+            return
+        }
+        if owed == 0, pendingWrites == 0, headStarted == nil, bodyStarted == nil {
             let deadline = lastActivity + TimeAmount(limits.idleTimeout)
             if now >= deadline {
                 context.close(promise: nil)
@@ -168,8 +212,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
             }
             schedule(context, at: deadline)
         } else {
-            // Busy: look again after a while.
-            schedule(context, at: now + TimeAmount(limits.idleTimeout))
+            // Busy: look again after a while, or when the answer is due.
+            schedule(context, at: min(now + TimeAmount(limits.idleTimeout), writesDue ?? .distantFuture))
         }
     }
 }

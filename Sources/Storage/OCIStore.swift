@@ -93,17 +93,23 @@ public enum OCIStoreError: Error, Equatable, Sendable {
     case missing([SHA256Digest])
     /// A manifest of the repository uses the blob.
     case inUse(SHA256Digest)
+    /// The pusher's pushed bytes (``OCIStore/pushedBytes(pusher:)``), with this link, would pass
+    /// its quota.
+    case quotaExceeded(used: Int64, quota: Int64)
 }
 
 /// The OCI distribution API's records: blobs linked into repositories, manifests, tags and
 /// referrers. Blob contents live in the shared content-addressed ``BlobStore``.
 public protocol OCIStore: Sendable {
     /// Links a stored blob into a repository (pushed, so private until a public manifest uses it).
-    func linkBlob(_ link: OCIBlobLink, at: Date) async throws
+    /// With a quota, a new link that would take its pusher's pushed bytes past it is refused
+    /// (``OCIStoreError/quotaExceeded(used:quota:)``), checked in the same transaction.
+    func linkBlob(_ link: OCIBlobLink, at: Date, quota: Int64?) async throws
     func blobLink(repository: String, digest: SHA256Digest) async throws -> OCIBlobLink?
-    /// The bytes of the private blob links (in no public manifest) `pusher` made, all
-    /// repositories together: what its push quota counts.
-    func privateBytes(pusher: String) async throws -> Int64
+    /// What `pusher`'s push quota counts, all repositories together: the blobs it linked and
+    /// the manifests it pushed, but for what went through a submission (and so through the
+    /// publish rate limit and review).
+    func pushedBytes(pusher: String) async throws -> Int64
     /// Unlinks pushed blobs that are still private, were linked before `before` and no
     /// manifest of their repository uses (pushes never finished, manifests deleted); returns how
     /// many. Their content goes with the next start's sweep, when nothing else holds it.
@@ -133,4 +139,9 @@ public protocol OCIStore: Sendable {
     func recordPublicationFailure(canonical: String, version: String, error: String, at: Date) async throws
     /// Stores a version's artifacts at once; tags it names are moved to them.
     func recordPublication(_ publication: OCIPublication, at: Date) async throws
+}
+
+extension OCIStore {
+    /// Links a stored blob into a repository, with no quota.
+    public func linkBlob(_ link: OCIBlobLink, at: Date) async throws { try await linkBlob(link, at: at, quota: nil) }
 }

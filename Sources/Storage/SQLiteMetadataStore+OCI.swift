@@ -33,12 +33,20 @@ extension SQLiteMetadataStore: OCIStore {
         """,
     ]
 
-    public func linkBlob(_ link: OCIBlobLink, at: Date) async throws {
-        try await execute("""
-            INSERT INTO oci_blobs (repository, digest, size, public, pusher, created_at) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (repository, digest) DO UPDATE SET public = MAX(public, excluded.public)
-            """, [.text(link.repository), .text(link.digest.hex), .integer(Int(link.size)), .integer(link.isPublic ? 1 : 0),
-                  Self.optional(link.pusher), .float(at.timeIntervalSince1970)])
+    public func linkBlob(_ link: OCIBlobLink, at: Date, quota: Int64?) async throws {
+        try await transaction { writer in
+            let linked = try await !writer.query("SELECT 1 FROM oci_blobs WHERE repository = ? AND digest = ?",
+                                                 [.text(link.repository), .text(link.digest.hex)]).isEmpty
+            if let quota, let pusher = link.pusher, !linked {
+                let used = try await Self.pushedBytes(pusher: pusher, writer)
+                guard used + link.size <= quota else { throw OCIStoreError.quotaExceeded(used: used, quota: quota) }
+            }
+            _ = try await writer.query("""
+                INSERT INTO oci_blobs (repository, digest, size, public, pusher, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (repository, digest) DO UPDATE SET public = MAX(public, excluded.public)
+                """, [.text(link.repository), .text(link.digest.hex), .integer(Int(link.size)), .integer(link.isPublic ? 1 : 0),
+                      Self.optional(link.pusher), .float(at.timeIntervalSince1970)])
+        }
     }
 
     public func blobLink(repository: String, digest: SHA256Digest) async throws -> OCIBlobLink? {
@@ -48,8 +56,18 @@ extension SQLiteMetadataStore: OCIStore {
         }
     }
 
-    public func privateBytes(pusher: String) async throws -> Int64 {
-        let rows = try await reader.query("SELECT COALESCE(SUM(size), 0) AS total FROM oci_blobs WHERE pusher = ? AND public = 0", [.text(pusher)])
+    public func pushedBytes(pusher: String) async throws -> Int64 {
+        try await Self.pushedBytes(pusher: pusher, reader)
+    }
+
+    static func pushedBytes(pusher: String, _ connection: SQLiteConnection) async throws -> Int64 {
+        let rows = try await connection.query("""
+            SELECT (SELECT COALESCE(SUM(b.size), 0) FROM oci_blobs b WHERE b.pusher = ?1 AND NOT EXISTS
+                        (SELECT 1 FROM oci_refs r JOIN oci_manifests m ON m.repository = r.repository AND m.digest = r.manifest
+                         WHERE r.repository = b.repository AND r.target = b.digest AND m.submission IS NOT NULL))
+                 + (SELECT COALESCE(SUM(length(content)), 0) FROM oci_manifests WHERE pusher = ?1 AND origin = 'pushed'
+                        AND submission IS NULL) AS total
+            """, [.text(pusher)])
         return Int64(rows.first?.column("total")?.integer ?? 0)
     }
 

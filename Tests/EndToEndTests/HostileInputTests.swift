@@ -149,6 +149,34 @@ import Testing
         #expect(try await push("quota-two", Array(second.prefix(512 << 10))).status == 201, "what fits under the quota is taken")
     }
 
+    /// A program pushed in a form no OCI tool uses (a raw object layer of a generic type) still
+    /// counts as a publish, before its layers are read.
+    @Test func everyPushByVersionCountsAsAPublish() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let server = try ServerProcess(data: scratch.appendingPathComponent("data"), environment: ["EPR_PUBLISHES_PER_HOUR": "6"])
+        defer { server.stop() }
+        let object = try Fixtures.bytes("xdp-port-filter/port_filter.bpf.o")
+        let config = Array("{}".utf8)
+        for blob in [object, config] {
+            let digest = SHA256Digest(of: blob).description
+            #expect(try await Self.send(server, "/v2/generic/blobs/uploads/?digest=\(digest)", method: .POST, body: blob,
+                                        contentType: "application/octet-stream").status == 201)
+        }
+        let manifest = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+             "config":{"mediaType":"application/octet-stream","digest":"\(SHA256Digest(of: config))","size":\(config.count)},
+             "layers":[{"mediaType":"application/octet-stream","digest":"\(SHA256Digest(of: object))","size":\(object.count)}],
+             "annotations":{"org.opencontainers.image.licenses":"GPL-2.0-only"}}
+            """
+        var statuses: [Int] = []
+        for version in ["1.0.0", "1.0.1"] {
+            statuses.append(try await Self.send(server, "/v2/generic/manifests/\(version)", method: .PUT, body: Array(manifest.utf8),
+                                                contentType: "application/vnd.oci.image.manifest.v1+json").status)
+        }
+        #expect(statuses.first != 429 && statuses.last == 429, "\(statuses)")
+    }
+
     // MARK: Helpers
 
     static func send(_ server: ServerProcess, _ path: String, method: HTTPMethod, body: [UInt8], contentType: String) async throws

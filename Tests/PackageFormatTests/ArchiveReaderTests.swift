@@ -285,9 +285,25 @@ extension Result where Failure == ArchiveError {
         #expect(resolution.resolve(link: "pkg/l2")?.parts == ["pkg", "d"])
         #expect(resolution.resolve(link: "pkg/l2")?.hops == 21)
         #expect(resolution.resolve(link: "pkg/l12") == nil)
-        // Linear: every link walks its own seven components once, each step costing at most
-        // the path's depth (two or three parts here).
-        #expect(100_000 - resolution.budget < 13 * 7 * 4)
+        // Linear: every link walks its own seven components once, each step costing one and
+        // the bytes of the path it looks up (at most seven here).
+        #expect(100_000 - resolution.budget < 13 * 7 * 8)
+    }
+
+    /// Each step is charged the bytes of the path it looks up: a target of two thousand
+    /// components under a path of nearly 4 KiB would cost 8 MB of hashing, and is refused once
+    /// the budget the archive reader gives (proportional to the links' text) is spent.
+    @Test func longPathsAreChargedByTheirBytes() {
+        let deep = "pkg/" + (0..<39).map { _ in String(repeating: "d", count: 100) }.joined(separator: "/")
+        let target = Array(repeating: "x/..", count: 2000).joined(separator: "/")
+        let budget = 1 << 16 + 64 * (deep.utf8.count + 2 + target.utf8.count)
+        var resolution = LinkResolution(symlinks: [deep + "/l": target], topLevel: "pkg", budget: budget)
+        #expect(resolution.resolve(link: deep + "/l") == nil)
+        #expect(resolution.budget < 0 && resolution.budget > -8192, "stopped as soon as the budget ran out")
+        var shallow = LinkResolution(symlinks: ["pkg/l": target], topLevel: "pkg", budget: 1 << 16 + 64 * (5 + target.utf8.count))
+        #expect(shallow.resolve(link: "pkg/l")?.parts == ["pkg"], "the same target from a short path is affordable")
+        var wide = LinkResolution(symlinks: ["pkg/l": String(repeating: "c", count: 256)], topLevel: "pkg", budget: 1 << 20)
+        #expect(wide.resolve(link: "pkg/l") == nil, "a component longer than 255 bytes")
     }
 
     @Test func loopsLongChainsAndSpentBudgetsResolveToNothing() {

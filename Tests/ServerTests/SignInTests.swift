@@ -15,6 +15,11 @@ extension TestClientProtocol {
         if json != nil { fields[.contentType] = "application/json" }
         return try await execute(uri: uri, method: method, headers: fields, body: json.map { ByteBuffer(string: $0) })
     }
+
+    /// A sign-in from `address`, as the reverse proxy in front of the server names it.
+    func signIn(_ body: String, from address: String) async throws -> TestResponse {
+        try await send(.post, "/api/v1/session", json: body, headers: [.xForwardedFor: address])
+    }
 }
 
 /// A registry with fast password hashes and a publisher `alice` who has a password.
@@ -252,30 +257,27 @@ private func cookie(_ response: TestResponse) -> String? {
         try await service.credentials.setPassword(user: "bob", hash: try await service.signIn.passwords.hash("bob's own password"), at: Date(),
                                                   endSessions: true)
         try await registry.run(.live) { client in
-            func attempt(_ body: String, from address: String) async throws -> TestResponse {
-                try await client.send(.post, "/api/v1/session", json: body, headers: [.xForwardedFor: address])
-            }
             var statuses: [UInt16: Int] = [:]
             // From a thousand addresses, so only the account's own lockout can stop them.
             for index in 0..<1000 {
                 let address = "198.51.\(index / 250).\(index % 250 + 1)"
-                let response = try await attempt(signInBody("alice", "wrong password \(index)"), from: address)
+                let response = try await client.signIn(signInBody("alice", "wrong password \(index)"), from: address)
                 statuses[UInt16(response.status.code), default: 0] += 1
             }
             #expect(statuses[401] == 50, "\(statuses)")
             #expect(statuses[429] == 950, "\(statuses)")
-            let right = try await attempt(signInBody(), from: "203.0.113.50")
+            let right = try await client.signIn(signInBody(), from: "203.0.113.50")
             #expect(right.status == .tooManyRequests && right.problemCode == "rate-limited")
             #expect(Int(right.headers[.retryAfter] ?? "") ?? 0 >= 1)
             // Others are served meanwhile.
-            #expect(try await attempt(signInBody("bob", "bob's own password"), from: "203.0.113.51").status == .created)
+            #expect(try await client.signIn(signInBody("bob", "bob's own password"), from: "203.0.113.51").status == .created)
             #expect(try await client.get("/api/v1/packages").status == .ok)
 
             // From one address, across accounts: the address is locked out.
-            for index in 0..<20 { _ = try await attempt(signInBody("user\(index)", "wrong password"), from: "192.0.2.99") }
-            let blocked = try await attempt(signInBody("bob", "bob's own password"), from: "192.0.2.99")
+            for index in 0..<20 { _ = try await client.signIn(signInBody("user\(index)", "wrong password"), from: "192.0.2.99") }
+            let blocked = try await client.signIn(signInBody("bob", "bob's own password"), from: "192.0.2.99")
             #expect(blocked.status == .tooManyRequests)
-            #expect(try await attempt(signInBody("bob", "bob's own password"), from: "192.0.2.100").status == .created)
+            #expect(try await client.signIn(signInBody("bob", "bob's own password"), from: "192.0.2.100").status == .created)
         }
     }
 
@@ -294,25 +296,22 @@ private func cookie(_ response: TestResponse) -> String? {
                                                   endSessions: true)
         try await service.credentials.setTOTP(user: "admin", secret: totp.base32, enabled: true, recoveryCodeHashes: [], step: 0)
         try await registry.run(.live) { client in
-            func attempt(_ body: String, from address: String) async throws -> TestResponse {
-                try await client.send(.post, "/api/v1/session", json: body, headers: [.xForwardedFor: address])
-            }
             for index in 0..<10 {
-                let status = try await attempt(signInBody("admin", "guess \(index)"), from: "198.51.100.7").status
+                let status = try await client.signIn(signInBody("admin", "guess \(index)"), from: "198.51.100.7").status
                 #expect(status == .unauthorized)
             }
             let step = totp.step(at: Date())
             // The attacker's address is locked for password-only sign-ins, even the right one.
-            #expect(try await attempt(signInBody("admin", "admin password 1234"), from: "198.51.100.7").status == .tooManyRequests)
+            #expect(try await client.signIn(signInBody("admin", "admin password 1234"), from: "198.51.100.7").status == .tooManyRequests)
             // A second factor gets through, there and elsewhere; a wrong one does not.
-            #expect(try await attempt(signInBody("admin", "admin password 1234", otp: totp.code(step: step + 5)), from: "198.51.100.7").status
+            #expect(try await client.signIn(signInBody("admin", "admin password 1234", otp: totp.code(step: step + 5)), from: "198.51.100.7").status
                     == .unauthorized)
-            #expect(try await attempt(signInBody("admin", "admin password 1234", otp: totp.code(step: step)), from: "198.51.100.7").status
+            #expect(try await client.signIn(signInBody("admin", "admin password 1234", otp: totp.code(step: step)), from: "198.51.100.7").status
                     == .created)
-            #expect(try await attempt(signInBody("admin", "admin password 1234", otp: totp.code(step: step + 1)), from: "203.0.113.9").status
+            #expect(try await client.signIn(signInBody("admin", "admin password 1234", otp: totp.code(step: step + 1)), from: "203.0.113.9").status
                     == .created)
             // Another account from the attacker's address is not locked by them.
-            #expect(try await attempt(signInBody(), from: "198.51.100.7").status == .created)
+            #expect(try await client.signIn(signInBody(), from: "198.51.100.7").status == .created)
         }
     }
 }

@@ -34,8 +34,9 @@ import Testing
                           annotations: ["n": name], origin: origin, isPublic: isPublic, pusher: "alice", submission: nil, createdAt: Date())
     }
 
-    /// Private pushed blobs count against their pusher until something public uses them, and
-    /// those no manifest uses are unlinked once old enough; used, public or recent ones stay.
+    /// What a user pushed counts against its quota (blobs, public or not, and manifests), a link
+    /// past the quota is refused, and private blobs no manifest uses are unlinked once old
+    /// enough; used, public or recent ones stay.
     @Test(arguments: Kind.allCases)
     func quotasCountPrivateBlobsAndAbandonedOnesAreUnlinked(kind: Kind) async throws {
         let (store, cleanup) = try await Self.makeStore(kind)
@@ -47,14 +48,21 @@ import Testing
         }
         try await store.linkBlob(OCIBlobLink(repository: "other", digest: abandoned, size: 100, isPublic: false, pusher: "bob"), at: recent)
         try await store.putManifest(Self.manifest("m", blobs: [used]), tag: nil)
-        #expect(try await store.privateBytes(pusher: "alice") == 300)
-        #expect(try await store.privateBytes(pusher: "bob") == 100)
+        // Four blobs of 100 bytes and the one-byte manifest "m".
+        #expect(try await store.pushedBytes(pusher: "alice") == 401)
+        #expect(try await store.pushedBytes(pusher: "bob") == 100)
+        await #expect(throws: OCIStoreError.quotaExceeded(used: 401, quota: 450)) {
+            try await store.linkBlob(OCIBlobLink(repository: "xdp-filter", digest: Self.digest("more"), size: 100, isPublic: false, pusher: "alice"),
+                                     at: recent, quota: 450)
+        }
+        try await store.linkBlob(OCIBlobLink(repository: "xdp-filter", digest: used, size: 100, isPublic: false, pusher: "alice"), at: recent, quota: 0)
 
         #expect(try await store.unlinkAbandonedBlobs(before: recent, limit: 10) == 1)
         #expect(try await store.blobLink(repository: "xdp-filter", digest: abandoned) == nil)
         for blob in [used, fresh, shared] { #expect(try await store.blobLink(repository: "xdp-filter", digest: blob) != nil) }
         #expect(try await store.blobLink(repository: "other", digest: abandoned) != nil, "bob's own recent link stays")
-        #expect(try await store.privateBytes(pusher: "alice") == 200)
+        #expect(try await store.pushedBytes(pusher: "alice") == 301)
+        #expect(try await store.blobLink(repository: "xdp-filter", digest: Self.digest("more")) == nil)
         #expect(try await store.unlinkAbandonedBlobs(before: recent, limit: 10) == 0)
     }
 

@@ -65,8 +65,17 @@ struct OCIPushedProgram {
         return files.map { (String($0.name.split(separator: "/").last ?? ""), $0.bytes) }
     }
 
-    /// The program made of the objects found, or nil when there is none.
-    static func program(objects: [(name: String, bytes: [UInt8])], config: [UInt8]?, annotations: [String: String]) -> OCIPushedProgram? {
+    /// The program made of the objects found, or nil when there is none. Objects are named
+    /// apart from each other and from the files the package is written with.
+    static func program(objects found: [(name: String, bytes: [UInt8])], config: [UInt8]?, annotations: [String: String]) -> OCIPushedProgram? {
+        var taken: Set<String> = ["epr.toml", "README.md", "LICENSE"]
+        let objects = found.enumerated().map { index, object in
+            var name = object.name
+            if name.isEmpty || !RelativePath.isSafe(name) || taken.contains(name) { name = "program-\(index).bpf.o" }
+            while taken.contains(name) { name = "program-\(index)-\(taken.count).bpf.o" }
+            taken.insert(name)
+            return (name: name, bytes: object.bytes)
+        }
         guard !objects.isEmpty else { return nil }
         var labels = annotations
         var architecture: String?
@@ -169,7 +178,7 @@ struct PrefixedSource<Rest: ByteSource>: ByteSource {
     var rest: Rest
 
     mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
-        guard head.isEmpty else {
+        guard head.isEmpty || buffer.isEmpty else {
             let count = min(buffer.count, head.count)
             head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: count) }
             head.removeFirst(count)
