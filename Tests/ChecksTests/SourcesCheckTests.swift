@@ -42,23 +42,25 @@ import Testing
         #expect(SourceAnalysis.repeats([("a.c", a), ("b.c", b)], minimum: 11).isEmpty)
     }
 
-    static func check(_ archive: String) throws -> CheckResult {
+    static func check(_ archive: String) async throws -> CheckResult {
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        return try CheckSuite(verifier: nil, sources: SourcesCheck(), scanners: []).run(SourcesCheck.id, archive: archive,
-                                                                                       report: PackageInspector().inspect(path: archive), scratch: scratch)
+        let report = try PackageInspector().inspect(path: archive)
+        return try await Fixtures.blocking {
+            try CheckSuite(verifier: nil, sources: SourcesCheck(), scanners: []).run(SourcesCheck.id, archive: archive, report: report, scratch: scratch)
+        }
     }
 
-    @Test func theExampleSourcesPass() throws {
+    @Test func theExampleSourcesPass() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let result = try Self.check(try Fixtures.packageArchive("xdp-proto-counter", into: directory))
+        let result = try await Self.check(try Fixtures.packageArchive("xdp-proto-counter", into: directory))
         #expect(result.outcome == .passed, "\(result.findings)")
         #expect(result.details["functions"]?.contains("src/proto_counter.bpf.c:") == true)
         #expect(result.details["functions"]?.contains("xdp_proto_counter complexity=") == true)
     }
 
-    @Test func warningsLayoutComplexityAndRepeatsAreFound() throws {
+    @Test func warningsLayoutComplexityAndRepeatsAreFound() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = directory.appendingPathComponent("messy")
@@ -99,7 +101,7 @@ import Testing
         let output = directory.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         let archive = try PackageBuilder().build(directory: copy, output: output, modificationTime: 0).path
-        let result = try Self.check(archive)
+        let result = try await Self.check(archive)
         let checks = Set(result.findings.filter { $0.severity == .warning }.map(\.check))
         #expect(checks == ["sources.complexity", "sources.duplication", "sources.compiler-warning", "sources.format"], "\(result.findings)")
         #expect(result.findings.contains { $0.check == "sources.complexity" && $0.location == "src/messy.bpf.c:4" && $0.message.contains("32") })
@@ -113,7 +115,7 @@ import Testing
     /// keeps its admin token), by a relative and an absolute include, `__has_include`, and the
     /// assembler's `.incbin`. Without the sandbox the same sources reveal it, so the probe
     /// works; inside, no finding or detail names it.
-    @Test func hostFilesAndTheirExistenceStayHidden() throws {
+    @Test func hostFilesAndTheirExistenceStayHidden() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = "eprsecret_\(UInt64.random(in: 1...UInt64.max))"
@@ -131,33 +133,35 @@ import Testing
         let archive = try PackageBuilder().build(directory: copy, output: output, modificationTime: 0).path
         let report = try PackageInspector().inspect(path: archive)
 
-        func run(_ check: SourcesCheck) throws -> String {
+        func run(_ check: SourcesCheck) async throws -> String {
             // The scratch directory sits where the registry's does: beside the secret.
             let scratch = directory.appendingPathComponent("checks")
-            let result = try CheckSuite(verifier: nil, sources: check, scanners: []).run(SourcesCheck.id, archive: archive, report: report, scratch: scratch)
+            let result = try await Fixtures.blocking {
+                try CheckSuite(verifier: nil, sources: check, scanners: []).run(SourcesCheck.id, archive: archive, report: report, scratch: scratch)
+            }
             return result.findings.map(\.description).joined(separator: "\n") + "\n" + result.details.values.joined(separator: "\n")
         }
         var open = SourcesCheck(sandbox: nil, allowUnsandboxed: true)
         open.timeout = .seconds(120)
-        let revealed = try run(open)
+        let revealed = try await run(open)
         #expect(revealed.contains(marker) && revealed.contains("ABSOLUTE-EXISTS") && revealed.contains("RELATIVE-EXISTS"),
                 "the probe must work without the sandbox: \(revealed)")
 
         let sandboxed = try #require(SourcesCheck.defaultSandbox(), "bubblewrap and prlimit must be installed")
-        let hidden = try run(SourcesCheck(sandbox: sandboxed))
+        let hidden = try await run(SourcesCheck(sandbox: sandboxed))
         #expect(!hidden.contains(marker), "\(hidden)")
         for word in ["ABSOLUTE-EXISTS", "RELATIVE-EXISTS", "HOST-ETC-EXISTS"] { #expect(!hidden.contains(word), "\(word): \(hidden)") }
         #expect(!hidden.contains(directory.appendingPathComponent("checks").path), "the scratch directory's path is not shown either: \(hidden)")
         #expect(hidden.contains("sources.not-compiled") && hidden.contains("src/probe.bpf.c"), "\(hidden)")
 
         // Without bubblewrap, the registry's check runs no tool at all.
-        let refused = try run(SourcesCheck(sandbox: nil))
+        let refused = try await run(SourcesCheck(sandbox: nil))
         #expect(refused.contains("sources.not-run") && refused.contains("bubblewrap") && !refused.contains(marker))
     }
 
     /// Forty lines of macros that double at each step would grow clang to gigabytes: the
     /// sandbox's memory limit stops it and the check says it did not run.
-    @Test func aCompilerOutOfMemoryIsStoppedAndReported() throws {
+    @Test func aCompilerOutOfMemoryIsStoppedAndReported() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = directory.appendingPathComponent("bomb")
@@ -173,8 +177,10 @@ import Testing
         sandbox.memoryBytes = 768 << 20
         var check = SourcesCheck(sandbox: sandbox)
         check.timeout = .seconds(240)
-        let result = try CheckSuite(verifier: nil, sources: check, scanners: []).run(
-            SourcesCheck.id, archive: archive, report: PackageInspector().inspect(path: archive), scratch: directory.appendingPathComponent("checks"))
+        let report = try PackageInspector().inspect(path: archive), scratch = directory.appendingPathComponent("checks"), limited = check
+        let result = try await Fixtures.blocking {
+            try CheckSuite(verifier: nil, sources: limited, scanners: []).run(SourcesCheck.id, archive: archive, report: report, scratch: scratch)
+        }
         let stopped = result.findings.filter { $0.check == "sources.not-run" && $0.location == "src/bomb.bpf.c" }
         #expect(stopped.count == 1 && stopped[0].message.contains("memory"), "\(result.findings)")
         #expect(result.outcome == .notRun)

@@ -58,22 +58,24 @@ import Testing
                      "the verifier machine is not installed (scripts/install-verifier-vm.sh)")
     }
 
-    static func check(_ archive: String) throws -> CheckResult {
+    static func check(_ archive: String) async throws -> CheckResult {
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let check = VerifierCheck(timeout: .seconds(180), machine: try machine())
-        return try CheckSuite(verifier: check, sources: nil, scanners: []).run(VerifierCheck.id, archive: archive,
-                                                                              report: PackageInspector().inspect(path: archive), scratch: scratch)
+        let report = try PackageInspector().inspect(path: archive)
+        return try await Fixtures.blocking {
+            try CheckSuite(verifier: check, sources: nil, scanners: []).run(VerifierCheck.id, archive: archive, report: report, scratch: scratch)
+        }
     }
 
     /// Every example passes with the figures of the machine's kernel, one finding a program.
     @Test(arguments: Fixtures.examplePackages)
-    func theMachineAcceptsTheExamples(example: String) throws {
+    func theMachineAcceptsTheExamples(example: String) async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let machine = try Self.machine()
         let archive = try Fixtures.packageArchive(example, into: directory)
-        let accepted = try Self.check(archive)
+        let accepted = try await Self.check(archive)
         #expect(accepted.outcome == .passed, "\(accepted.findings)")
         let programs = try PackageInspector().inspect(path: archive).objects.flatMap { $0.report?.programs.map(\.name) ?? [] }
         #expect(accepted.findings.filter { $0.check == "verifier.accepted" && $0.message.contains("instructions processed") }.count == programs.count,
@@ -87,11 +89,11 @@ import Testing
 
     /// A program without its bounds check is refused with the verifier's own words, as the
     /// host's kernel refuses it.
-    @Test func aRefusalIsQuotedFromTheMachine() throws {
+    @Test func aRefusalIsQuotedFromTheMachine() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
 
-        let refused = try Self.check(try Fixtures.unverifiablePackage(into: directory))
+        let refused = try await Self.check(try Fixtures.unverifiablePackage(into: directory))
         #expect(refused.outcome == .failed)
         let finding = try #require(refused.findings.first { $0.check == "verifier.rejected" })
         #expect(finding.message.contains("invalid access to packet") && finding.message.contains("outside of the packet"), "\(finding.message)")
@@ -99,14 +101,16 @@ import Testing
 
     /// A time limit too short for the machine to boot: the check says it did not run, and the
     /// machine is gone.
-    @Test func aMachineOutOfTimeIsStopped() throws {
+    @Test func aMachineOutOfTimeIsStopped() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let archive = try Fixtures.packageArchive("xdp-proto-counter", into: directory)
         let check = VerifierCheck(timeout: .milliseconds(300), machine: try Self.machine())
         let started = ContinuousClock.now
-        let result = try CheckSuite(verifier: check, sources: nil, scanners: []).run(
-            VerifierCheck.id, archive: archive, report: PackageInspector().inspect(path: archive), scratch: directory.appendingPathComponent("s"))
+        let report = try PackageInspector().inspect(path: archive), scratch = directory.appendingPathComponent("s")
+        let result = try await Fixtures.blocking {
+            try CheckSuite(verifier: check, sources: nil, scanners: []).run(VerifierCheck.id, archive: archive, report: report, scratch: scratch)
+        }
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(result.outcome == .notRun && result.findings.contains { $0.check == "verifier.not-run" && $0.message.contains("did not finish") },
                 "\(result.findings)")

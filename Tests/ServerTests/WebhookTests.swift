@@ -31,6 +31,8 @@ import Testing
 
         init(failures: Int) { self.failures = failures }
 
+        struct ReceiverFailure: Error, CustomStringConvertible { let description: String }
+
         func start() async throws -> Task<Void, any Error> {
             let router = Router()
             router.post("hook") { request, _ -> HTTPResponse.Status in
@@ -51,10 +53,22 @@ import Testing
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                                   onServerRunning: { [port] channel in port.withLockedValue { $0 = channel.localAddress?.port ?? 0 } },
                                   logger: logger)
-            let task = Task { try await app.runService() }
+            let ended = NIOLockedValueBox<String?>(nil)
+            let task = Task {
+                do { try await app.runService() } catch {
+                    ended.withLockedValue { $0 = "\(error)" }
+                    throw error
+                }
+                ended.withLockedValue { $0 = "returned" }
+            }
             // Generous: other tests may keep the machine busy while it starts.
-            let deadline = ContinuousClock.now + .seconds(60)
-            while port.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            let deadline = ContinuousClock.now + .seconds(120)
+            while port.withLockedValue({ $0 }) == 0, ContinuousClock.now < deadline {
+                if let reason = ended.withLockedValue({ $0 }) {
+                    throw ReceiverFailure(description: "the webhook receiver stopped before it listened: \(reason)")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
             return task
         }
     }

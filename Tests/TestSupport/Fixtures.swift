@@ -71,6 +71,16 @@ public enum Fixtures {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Runs blocking work (a compiler, a virtual machine) on a thread of its own, so that it
+    /// does not hold one of the few threads every test's asynchronous work shares.
+    public static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("epr-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
