@@ -62,7 +62,8 @@ find_epr() {
   fi
   [[ -x $epr ]] || die "no epr binary at $epr"
   epr=$(cd "$(dirname "$epr")" && pwd)/$(basename "$epr")
-  "$epr" --help | grep -qE '^ +serve ' || die "$epr has no serve subcommand; rebuild it"
+  # The whole help first: grep -q stops reading at its first match.
+  grep -qE '^ +serve ' <<<"$("$epr" --help)" || die "$epr has no serve subcommand; rebuild it"
 }
 
 # Prints a TCP port that is free on 127.0.0.1 right now (the kernel picks it).
