@@ -75,12 +75,6 @@ public struct VerifierMachine: Sendable {
         // The objects travel in the machine's memory: more than half of it cannot be verified.
         let sizes = objects.map { (try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int) ?? 0 }
         guard sizes.reduce(0, +) <= (memoryMiB << 20) / 2 else { throw TooLarge(limit: (memoryMiB << 20) / 2) }
-        var archive = CPIOArchive()
-        archive.directory("objects")
-        for (index, object) in objects.enumerated() {
-            archive.file("objects/\(index).o", contents: Array(try Data(contentsOf: object)))
-        }
-        archive.finish()
         let initrd = scratch.appendingPathComponent("initrd")
         guard FileManager.default.createFile(atPath: initrd.path, contents: nil) else { throw CocoaError(.fileWriteUnknown) }
         let handle = try FileHandle(forWritingTo: initrd)
@@ -89,7 +83,18 @@ public struct VerifierMachine: Sendable {
         try handle.write(contentsOf: base)
         // The kernel looks for an archive after a compressed one only at a 4-byte boundary.
         try handle.write(contentsOf: Data(count: (4 - base.count % 4) % 4))
-        try handle.write(contentsOf: archive.bytes)
+        // The objects' archive, an entry at a time: one object in memory at once.
+        var start = CPIOArchive()
+        start.directory("objects")
+        try handle.write(contentsOf: start.bytes)
+        for (index, object) in objects.enumerated() {
+            var entry = CPIOArchive(firstInode: index + 2)
+            entry.file("objects/\(index).o", contents: Array(try Data(contentsOf: object)))
+            try handle.write(contentsOf: entry.bytes)
+        }
+        var end = CPIOArchive()
+        end.finish()
+        try handle.write(contentsOf: end.bytes)
 
         let arguments = ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
                          "-accel", "tcg", "-m", String(memoryMiB), "-smp", "1",
@@ -154,7 +159,11 @@ public struct VerifierMachine: Sendable {
 /// directories and regular files owned by root, with no times.
 struct CPIOArchive {
     private(set) var bytes: [UInt8] = []
-    private var inode = 1
+    private var inode: Int
+
+    /// An archive, or a run of entries of one, numbering its entries from `firstInode`; every
+    /// run is a multiple of 4 bytes long, so runs written one after another make one archive.
+    init(firstInode: Int = 1) { inode = firstInode }
 
     mutating func directory(_ name: String) { entry(name, mode: 0o040755, contents: []) }
 
