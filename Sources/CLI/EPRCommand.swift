@@ -12,7 +12,7 @@ public struct EPRCommand: AsyncParsableCommand {
                       WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,
                       CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self,
                       KeyCommand.self, SignCommand.self, VerifyCommand.self, TrustCommand.self, SigningGrantCommand.self,
-                      AgentCommand.self, MirrorCommand.self, VerifyTreeCommand.self, WorkerCommand.self]
+                      AgentCommand.self, MirrorCommand.self, VerifyTreeCommand.self, WorkerCommand.self, CheckJobCommand.self]
     )
 
     public init() {}

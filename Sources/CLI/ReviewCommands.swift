@@ -209,7 +209,7 @@ struct CheckCommand: ParsableCommand {
         guard let made = mkdtemp(&template) else { throw ValidationError("cannot make a scratch directory") }
         let scratch = URL(fileURLWithPath: String(cString: made))
         defer { try? FileManager.default.removeItem(at: scratch) }
-        var suite = configuration.checkSuite
+        var suite = configuration.checkSettings.suite(machine: URL(fileURLWithPath: configuration.verifierMachine))
         // A contributor's own package on their own machine: the compiler may run without the
         // sandbox where bubblewrap is not installed (the registry never allows that).
         suite.sources?.allowUnsandboxed = true

@@ -28,7 +28,9 @@ public struct BuildSandbox: Sendable {
     /// The command prefix that runs a step inside the sandbox, for a package in `directory`
     /// (seen at `mount`, the same path by default; writable only when `writable`). The kernel's
     /// BTF is there for builds that make `vmlinux.h`, only when `kernelBTF`.
-    public func wrapper(directory: String, mount: String? = nil, writable: Bool = true, kernelBTF: Bool = true) -> [String] {
+    /// `readOnly` adds files and directories seen read-only, each at the path given with it.
+    public func wrapper(directory: String, mount: String? = nil, writable: Bool = true, kernelBTF: Bool = true,
+                        readOnly: [(source: String, target: String)] = []) -> [String] {
         let mount = mount ?? directory
         var arguments = [bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
         // Of /etc, only what the toolchain needs: the dynamic loader's cache and the
@@ -47,8 +49,9 @@ public struct BuildSandbox: Sendable {
         if kernelBTF { arguments += ["--ro-bind-try", "/sys/kernel/btf", "/sys/kernel/btf"] }
         arguments += ["--proc", "/proc", "--dev", "/dev", "--size", String(tmpBytes), "--tmpfs", "/tmp",
                       writable ? "--bind" : "--ro-bind", directory, mount, "--chdir", mount,
-                      "--setenv", "HOME", mount, "--setenv", "TMPDIR", "/tmp",
-                      "--remount-ro", "/",
+                      "--setenv", "HOME", mount, "--setenv", "TMPDIR", "/tmp"]
+        for bind in readOnly { arguments += ["--ro-bind", bind.source, bind.target] }
+        arguments += ["--remount-ro", "/",
                       "--", prlimit, "--as=\(memoryBytes)", "--nproc=\(processes)", "--fsize=\(fileBytes)"]
         if let cpuSeconds { arguments.append("--cpu=\(cpuSeconds)") }
         return arguments + ["--"]

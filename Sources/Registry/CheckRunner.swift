@@ -24,8 +24,7 @@ public final class CheckRunner: Sendable {
     /// How long a worker holds a job before another may take it: the longest time limit of a
     /// check, and two minutes more for unpacking and recording.
     var lease: TimeInterval {
-        let limits = [registry.checks.verifier?.timeout, registry.checks.sources?.timeout].compactMap { $0 } + registry.checks.scanners.map(\.timeout)
-        return Double(limits.map(\.components.seconds).max() ?? 60) + 120
+        Double(registry.checks.longestTimeout) + Double(registry.checkProcess.margin.components.seconds) + 120
     }
 
     /// Runs until the task is cancelled. Jobs a previous run of this process left running are
@@ -115,15 +114,18 @@ public final class CheckRunner: Sendable {
         }
     }
 
-    /// Runs a job's check on the runner's threads; a shutdown stops the commands it started.
+    /// Runs a job's check in a check worker process, waiting on the runner's threads; a
+    /// shutdown stops the worker and everything it started.
     func run(_ job: CheckJob, _ submission: SubmissionRecord) async throws -> CheckResult {
         let report = try JSONDecoder().decode(PackageReport.self, from: submission.version.report)
+        if job.check == CheckSuite.inspection { return CheckSuite.inspectionResult(report) }
         let (archive, temporary) = try await registry.localFile(of: submission.version.digest)
         defer { if temporary { try? FileManager.default.removeItem(atPath: archive) } }
-        let checks = registry.checks, scratch = registry.scratch, cancellation = Cancellation()
+        let task = CheckTask(check: job.check, report: report, settings: registry.checks)
+        let worker = registry.checkProcess, scratch = registry.scratch, cancellation = Cancellation()
         return try await withTaskCancellationHandler {
             try await threads.runIfActive {
-                try checks.run(job.check, archive: archive, report: report, scratch: scratch, cancellation: cancellation)
+                try worker.run(task, archive: archive, scratch: scratch, cancellation: cancellation)
             }
         } onCancel: {
             cancellation.cancel()

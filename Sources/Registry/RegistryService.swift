@@ -20,7 +20,9 @@ public struct RegistryService: Sendable {
     public let oci: any OCIStore
     public var inspector: PackageInspector
     /// The automated checks every submission goes through after its inspection.
-    public var checks = CheckSuite()
+    public var checks = CheckSettings()
+    /// How a check job runs: in a check worker process, in a sandbox.
+    public var checkProcess = CheckProcess()
     public var review = ReviewSettings()
     /// Where checks unpack packages.
     public var scratch = FileManager.default.temporaryDirectory.appendingPathComponent("epr-checks")

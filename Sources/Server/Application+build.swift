@@ -1,3 +1,4 @@
+import Checks
 import Foundation
 import Hummingbird
 import Logging
@@ -55,7 +56,8 @@ extension RegistryServer {
         registry.limits = RateLimits(tokenRequestsPerMinute: configuration.tokenRequestsPerMinute, publishesPerHour: configuration.publishesPerHour,
                                      authFailuresBeforeLockout: configuration.authFailuresBeforeLockout)
         registry.signIn = configuration.signInSettings
-        registry.checks = configuration.checkSuite
+        registry.checks = configuration.checkSettings
+        registry.checkProcess = CheckProcess(machine: URL(fileURLWithPath: configuration.verifierMachine))
         registry.review = configuration.reviewSettings
         registry.scratch = data.appendingPathComponent("checks")
         registry.requireSignatures = configuration.requireSignatures

@@ -11,11 +11,15 @@ extension ServerConfiguration {
         public var command: [String]
         /// Seconds it gets per package.
         public var timeout: Int
+        /// Files and directories it reads besides its command (a database), seen read-only in
+        /// the check worker's sandbox.
+        public var paths: [String]
 
-        public init(name: String, command: [String], timeout: Int = 300) {
+        public init(name: String, command: [String], timeout: Int = 300, paths: [String] = []) {
             self.name = name
             self.command = command
             self.timeout = timeout
+            self.paths = paths
         }
     }
 
@@ -117,9 +121,10 @@ extension ServerConfiguration {
         }
     }
 
-    /// `[scanner.NAME]` tables: command (a list: the program and its arguments), timeout.
+    /// `[scanner.NAME]` tables: command (a list: the program and its arguments), timeout,
+    /// paths (what else it reads, a list of absolute paths).
     static func scanners(_ value: TOMLValue?, file: String) throws -> [Scanner] {
-        try namedTables(value, "scanner", file: file, keys: ["command", "timeout"]).map { name, table in
+        try namedTables(value, "scanner", file: file, keys: ["command", "timeout", "paths"]).map { name, table in
             guard case let .array(items)? = table["command"], !items.isEmpty else {
                 throw Invalid(description: "\(file): scanner.\(name).command must list the program and its arguments")
             }
@@ -134,21 +139,25 @@ extension ServerConfiguration {
                 }
                 timeout = Int(seconds)
             }
-            return Scanner(name: name, command: command, timeout: timeout)
+            var paths: [String] = []
+            if let item = table["paths"] {
+                guard case let .array(items) = item else { throw Invalid(description: "\(file): scanner.\(name).paths must list absolute paths") }
+                paths = try items.map { item in
+                    guard case let .string(text) = item, text.hasPrefix("/"), !text.split(separator: "/").contains("..") else {
+                        throw Invalid(description: "\(file): scanner.\(name).paths must list absolute paths")
+                    }
+                    return text
+                }
+            }
+            return Scanner(name: name, command: command, timeout: timeout, paths: paths)
         }
     }
 
-    /// The kernel verifier check: in the machine installed in `verifier_machine`, or, when the
-    /// operator chose `host`, in this host's kernel.
-    public var verifierCheck: VerifierCheck {
-        verifierHost ? VerifierCheck(timeout: .seconds(verifierTimeout), machine: nil, allowHost: true)
-            : VerifierCheck(timeout: .seconds(verifierTimeout), machine: VerifierMachine(directory: URL(fileURLWithPath: verifierMachine)))
-    }
-
-    /// The checks and review rules the registry applies.
-    public var checkSuite: CheckSuite {
-        CheckSuite(verifier: verifier ? verifierCheck : nil, sources: sourcesCheck ? SourcesCheck() : nil,
-                   scanners: scanners.map { ExternalScanner(name: $0.name, command: $0.command, timeout: .seconds($0.timeout)) })
+    /// The checks the registry applies, as its check workers receive them.
+    public var checkSettings: CheckSettings {
+        CheckSettings(verifier: verifier ? CheckSettings.Verifier(timeout: verifierTimeout, host: verifierHost) : nil,
+                      sources: sourcesCheck ? CheckSettings.Sources() : nil,
+                      scanners: scanners.map { CheckSettings.Scanner(name: $0.name, command: $0.command, timeout: $0.timeout, paths: $0.paths) })
     }
 
     public var reviewSettings: ReviewSettings {

@@ -35,6 +35,43 @@ import Testing
         #expect(!text.contains(marker) && !text.contains("DATABASE-EXISTS") && !text.contains(data.path), "\(text)")
     }
 
+    /// A check runs in a worker process in a sandbox: what it runs (a scanner here, the
+    /// package's own tools alike) sees the unpacked package, and not the data directory, the
+    /// server's processes or a network; and it is not root.
+    @Test func checkWorkersSeeOnlyTheirPackage() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("data")
+        let scanner = scratch.appendingPathComponent("look-around.sh")
+        try """
+            #!/bin/sh
+            if [ -e '\(data.path)/epr.sqlite' ]; then data=visible; else data=hidden; fi
+            procs=$(ls /proc | grep -c '^[0-9]')
+            nets=$(tail -n +3 /proc/net/dev | grep -vc ' lo:')
+            echo "{\\"findings\\": [{\\"severity\\": \\"info\\", \\"check\\": \\"seen\\", \\"message\\": \\"data=$data procs=$procs nets=$nets uid=$(id -u) dir=$EPR_PACKAGE_DIR\\"}]}"
+            """.write(to: scanner, atomically: true, encoding: .utf8)
+        let config = scratch.appendingPathComponent("epr.toml")
+        try "[server]\n\n[scanner.look]\ncommand = [\"sh\", \"\(scanner.path)\"]\n".write(to: config, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(data: data, environment: ["EPR_VERIFIER": "false", "EPR_SOURCES_CHECK": "false"],
+                                       arguments: ["--config", config.path])
+        defer { server.stop() }
+        let archive = try BuildWorkerTests.archive("xdp-proto-counter", in: scratch, sourcesOnly: false)
+        let id = try BuildWorkerTests.publish(server, archive)
+        try await server.waitForChecks()
+        let look = try #require(try await BuildWorkerTests.detail(server, id).checks.first { $0.check == "scanner.look" })
+        let seen = try #require(look.findings.first { $0.check == "scanner.look.seen" }, "\(look.findings)").message
+        var facts: [String: String] = [:]
+        for word in seen.split(separator: " ") {
+            let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { facts[parts[0]] = parts[1] }
+        }
+        #expect(facts["data"] == "hidden", "\(seen)")
+        #expect(facts["nets"] == "0", "no network but loopback: \(seen)")
+        #expect((Int(facts["procs"] ?? "") ?? 99) < 8, "the server's processes are not seen: \(seen)")
+        #expect(facts["uid"] != nil && facts["uid"] != "0", "\(seen)")
+        #expect(facts["dir"]?.hasPrefix("/job/") == true, "unpacked by the worker, in its own directory: \(seen)")
+    }
+
     /// A chain of links eight levels deep whose every link names the one before four times.
     @Test func aChainOfLinksIsRefusedQuickly() async throws {
         let scratch = try Fixtures.temporaryDirectory()

@@ -105,16 +105,30 @@ import Testing
         let runs = directory.appendingPathComponent("runs"), release = directory.appendingPathComponent("release")
         let scanner = directory.appendingPathComponent("slow-scanner.sh")
         // The scanner holds on until the test lets it go, so the kill surely comes while it runs.
+        // It sees this directory read-only (its `paths`), in the check worker's sandbox: it tells
+        // of each start through a pipe the test reads.
         try """
             #!/bin/sh
-            echo start >> '\(runs.path)'
+            echo start > '\(runs.path)'
             while [ ! -e '\(release.path)' ]; do sleep 0.05; done
             echo '{"findings": [{"severity": "info", "check": "slept", "message": "scanned"}]}'
             """.write(to: scanner, atomically: true, encoding: .utf8)
-        // The server, and so the scanner, may run as an unprivileged user: it may write here.
-        FileManager.default.createFile(atPath: runs.path, contents: nil, attributes: [.posixPermissions: 0o666])
+        guard mkfifo(runs.path, 0o600) == 0, chmod(runs.path, 0o666) == 0 else { throw POSIXError(.EIO) }
+        let reader = open(runs.path, O_RDONLY | O_NONBLOCK)
+        guard reader >= 0 else { throw POSIXError(.EIO) }
+        defer { close(reader) }
+        var started = ""
+        func readRuns() -> String {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(reader, &buffer, buffer.count)
+                guard n > 0 else { break }
+                started += String(decoding: buffer[0..<n], as: UTF8.self)
+            }
+            return started
+        }
         let config = directory.appendingPathComponent("epr.toml")
-        try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\n"
+        try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\npaths = [\"\(directory.path)\"]\n"
             .write(to: config, atomically: true, encoding: .utf8)
         let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_VERIFIER": "machine"],
                                        arguments: ["--config", config.path])
@@ -132,11 +146,11 @@ import Testing
 
         // Kill the server while the scanner runs.
         let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline, ((try? String(contentsOf: runs, encoding: .utf8)) ?? "").isEmpty {
+        while ContinuousClock.now < deadline, readRuns().isEmpty {
             try await Task.sleep(for: .milliseconds(50))
         }
         server.kill(signal: SIGKILL)
-        #expect(try String(contentsOf: runs, encoding: .utf8) == "start\n", "killed during the first run")
+        #expect(readRuns() == "start\n", "killed during the first run")
         FileManager.default.createFile(atPath: release.path, contents: nil)
 
         try server.start()
@@ -158,8 +172,7 @@ import Testing
         #expect(slow.findings == [Finding(.info, "scanner.slow.slept", "scanned")], "its result recorded once")
         #expect(detail.checks.allSatisfy { $0.state == "done" })
         #expect(detail.events.filter { $0.kind == "state" && $0.actor == "epr" }.count == 1, "the submission moved on once")
-        let started = try String(contentsOf: runs, encoding: .utf8)
-        #expect(started == "start\nstart\n", "\(started)")
+        #expect(readRuns() == "start\nstart\n", "\(started)")
         let versions = try await server.get("/api/v1/packages/xdp-proto-counter/versions")
         #expect(String(decoding: versions.body, as: UTF8.self).components(separatedBy: "\"version\":\"1.0.0\"").count == 2, "published once")
     }

@@ -1,3 +1,4 @@
+import Checks
 import Foundation
 import Server
 import TestSupport
@@ -52,6 +53,21 @@ import Testing
         }
     }
 
+    /// The checks' settings reach the check workers as they were configured.
+    @Test func checkSettings() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("epr.toml")
+        try "[server]\nverifier = \"host\"\nverifier_timeout = 90\nsources_check = false\n\n[scanner.clam]\ncommand = [\"/usr/bin/clamscan\", \"-r\"]\ntimeout = 40\npaths = [\"/var/lib/clamav\"]\n"
+            .write(to: file, atomically: true, encoding: .utf8)
+        let settings = try ServerConfiguration.resolve(file: file.path, environment: [:], overrides: [:]).checkSettings
+        #expect(settings == CheckSettings(verifier: .init(timeout: 90, host: true), sources: nil,
+                                          scanners: [.init(name: "clam", command: ["/usr/bin/clamscan", "-r"], timeout: 40, paths: ["/var/lib/clamav"])]))
+        #expect(settings.jobs == ["verifier", "scanner.clam"] && settings.longestTimeout == 90)
+        let plain = try ServerConfiguration.resolve(file: nil, environment: [:], overrides: [:]).checkSettings
+        #expect(plain.verifier == .init(timeout: 60, host: false) && plain.sources != nil && plain.jobs == ["verifier", "sources"])
+    }
+
     @Test func cachesAndThreads() throws {
         let configuration = try ServerConfiguration.resolve(
             file: nil, environment: ["EPR_ANSWER_CACHE_SIZE": "8M", "EPR_BLOB_CACHE_SIZE": "0", "EPR_THREADS": "3"], overrides: [:])
@@ -77,6 +93,8 @@ import Testing
         ("[server]\nport = 70000", "port"), ("[server]\nmax_upload_size = \"lots\"", "max_upload_size"),
         ("[server]\npublic_url = \"ftp://x\"", "public_url"), ("[server]\nlog_level = \"loud\"", "log_level"),
         ("[server]\nprot = 1", "server.prot"), ("[server]\nport = true", "port"), ("[client]\nx = 1", "[server]"),
+        ("[server]\n[scanner.a]\ncommand = [\"x\"]\npaths = [\"relative\"]", "scanner.a.paths"),
+        ("[server]\n[scanner.a]\ncommand = [\"x\"]\npaths = [\"/var/../etc\"]", "scanner.a.paths"),
     ] as [(String, String)])
     func invalidFilesNameTheProblem(text: String, mention: String) throws {
         let directory = try Fixtures.temporaryDirectory()

@@ -1,0 +1,44 @@
+import Foundation
+import PackageFormat
+import TestSupport
+import Testing
+@testable import Checks
+
+/// A check job runs in a worker process: without a sandbox the registry runs none, and a
+/// worker that fails or answers nonsense is a failure to run, never a result.
+@Suite struct CheckProcessTests {
+    static func task(_ check: String, scratch: URL) throws -> (CheckTask, String) {
+        let archive = try Fixtures.packageArchive("xdp-proto-counter", into: scratch)
+        let report = try PackageInspector().inspect(path: archive)
+        let settings = CheckSettings(verifier: nil, sources: nil,
+                                     scanners: [.init(name: "echo", command: ["/bin/sh", "-c", "echo '{\"findings\": []}'"], timeout: 30)])
+        return (CheckTask(check: check, report: report, settings: settings), archive)
+    }
+
+    @Test func withoutASandboxNothingRuns() throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (task, archive) = try Self.task("scanner.echo", scratch: scratch)
+        let process = CheckProcess(executable: Fixtures.eprBinary, sandbox: nil)
+        let result = try process.run(task, archive: archive, scratch: scratch.appendingPathComponent("work"))
+        #expect(result.outcome == .notRun)
+        #expect(result.findings.map(\.check) == ["scanner.echo.not-run"])
+        #expect(result.findings.first?.message.contains("sandbox") == true)
+    }
+
+    @Test func aWorkerThatFailsIsNoResult() throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (task, archive) = try Self.task("scanner.echo", scratch: scratch)
+        for program in ["/bin/false", "/bin/true"] {
+            let process = CheckProcess(executable: program)
+            #expect(throws: CheckProcess.Failure.self, "\(program)") {
+                try process.run(task, archive: archive, scratch: scratch.appendingPathComponent("work"))
+            }
+        }
+        let answered = try CheckProcess(executable: Fixtures.eprBinary).run(task, archive: archive, scratch: scratch.appendingPathComponent("work"))
+        #expect(answered.outcome == .passed && answered.findings.isEmpty)
+        // Each job's directory is gone once it is done.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.appendingPathComponent("work").path).isEmpty)
+    }
+}
