@@ -47,6 +47,21 @@ extension RegistryClient {
         return try JSONDecoder().decode(BuildJobBody.self, from: body)
     }
 
+    /// Takes the oldest check job (a check worker): the job as the server describes it, nil
+    /// when there is none.
+    public func claimCheck<Job: Decodable>(as type: Job.Type) async throws -> Job? {
+        let response = try await http.execute(request("/api/v1/checks/claim", method: .POST), timeout: .seconds(60))
+        let body = Data(buffer: try await response.body.collect(upTo: 64 << 20))
+        if response.status.code == 204 { return nil }
+        guard response.status.code == 200 else { throw RegistryProblem(status: Int(response.status.code), data: body) }
+        return try JSONDecoder().decode(Job.self, from: body)
+    }
+
+    /// Reports a check job's result.
+    public func reportCheck<Body: Encodable>(job: Int, _ result: Body) async throws {
+        _ = try await sendJSON("/api/v1/checks/\(job)/result", method: .POST, body: result, expecting: 204)
+    }
+
     /// A submission's archive, whole.
     public func submissionArchive(_ path: String) async throws -> Data {
         let response = try await http.execute(request(path), timeout: .seconds(600))

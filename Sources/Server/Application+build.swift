@@ -138,6 +138,7 @@ extension RegistryServer {
         OrganisationRoutes(registry: registry, authenticator: authenticator).add(to: router)
         TrustRoutes(registry: registry, authenticator: authenticator).add(to: router)
         BuildRoutes(registry: registry, authenticator: authenticator, configuration: configuration).add(to: router)
+        CheckJobRoutes(registry: registry, authenticator: authenticator).add(to: router)
         let webhooks = WebhookDispatcher(
             webhooks: configuration.webhooks.map { .init(name: $0.name, url: $0.url, secret: $0.secret, events: $0.events.map(Set.init)) },
             registry: registry, store: metadata, http: .shared, logger: logger)
@@ -159,9 +160,10 @@ extension RegistryServer {
             eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton,
             logger: logger)
         // The data directory's lock makes this process the only worker of its store.
-        let runner = CheckRunner(registry: registry), attesting = registry
-        let background = [Task { await runner.run(exclusive: true) }, Task { await webhooks.run() }, Task { await attesting.runAttestations() },
-                          Task { await attesting.runOCIPublication() }]
+        // With no check workers of its own, the jobs' leases are its workers' elsewhere.
+        let runner = configuration.checkWorkers > 0 ? CheckRunner(registry: registry) : nil, attesting = registry
+        var background = [Task { await webhooks.run() }, Task { await attesting.runAttestations() }, Task { await attesting.runOCIPublication() }]
+        if let runner { background.append(Task { await runner.run(exclusive: true) }) }
         return RegistryServer(application: application, registry: registry, generatedAdminToken: generated, routes: routes, lock: lock,
                               group: group, background: background)
     }

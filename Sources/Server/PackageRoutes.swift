@@ -91,9 +91,10 @@ struct PackageRoutes: Sendable {
         metrics.published()
         // With `Prefer: wait=N`, answer once the checks are done (or after N seconds), looking
         // at the submission's state only, and less often as time goes by. A submission waiting
-        // for a build worker is answered at once: a build may take longer than anyone waits.
+        // for a build worker is answered at once: a build may take longer than anyone waits; so
+        // is every submission when check workers elsewhere take the checks.
         let awaitingBuild = try await registry.submissions.jobs(submission: submission.id).contains { $0.check == RegistryService.buildCheck }
-        let waiting = awaitingBuild ? 0 : wait
+        let waiting = awaitingBuild || registry.review.workers == 0 ? 0 : wait
         let deadline = ContinuousClock.now + .seconds(waiting)
         var state = submission.state, pause = Duration.milliseconds(20)
         while waiting > 0, state == .submitted || state == .checking, ContinuousClock.now < deadline {

@@ -100,7 +100,7 @@ extension ServerConfiguration {
             configuration.autoPublish = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let text = values["check_workers"] {
-            guard let count = Int(text), (1...64).contains(count) else { throw Invalid(description: "check_workers \(text) is not a number from 1 to 64") }
+            guard let count = Int(text), (0...64).contains(count) else { throw Invalid(description: "check_workers \(text) is not a number from 0 to 64") }
             configuration.checkWorkers = count
         }
         if let text = values["verifier"] {

@@ -59,7 +59,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var approvalsRequired = 1
     /// Users whose submissions are published without review once every check passes.
     public var autoPublish: [String] = []
-    /// Check jobs run at once.
+    /// Check jobs the server runs at once, each in a sandboxed worker process it starts; 0: it
+    /// runs none, and check workers elsewhere (`epr worker --jobs check`) take them.
     public var checkWorkers = 1
     /// Whether submissions are loaded into the kernel verifier.
     public var verifier = true

@@ -41,4 +41,20 @@ import Testing
         // Each job's directory is gone once it is done.
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.appendingPathComponent("work").path).isEmpty)
     }
+
+    /// A worker's result is kept within bounds, and cannot call errors a pass or speak for
+    /// another check.
+    @Test func aWorkersResultIsBounded() {
+        let claimed = CheckResult(outcome: .passed, findings: [Finding(.error, "inspection.fine", String(repeating: "x", count: 40_000)),
+                                                               Finding(.info, "verifier.ok", "fine")] + Array(repeating: Finding(.info, "verifier", "n"), count: 2000),
+                                  details: ["log": String(repeating: "y", count: 400_000)])
+        let bounded = claimed.bounded(check: "verifier")
+        #expect(bounded.outcome == .failed)
+        #expect(bounded.findings.count == 1000)
+        #expect(bounded.findings[0].check == "verifier.inspection.fine" && bounded.findings[1].check == "verifier.ok")
+        #expect(bounded.findings[0].message.utf8.count == 16 << 10)
+        #expect(bounded.details["log"]?.utf8.count == 256 << 10)
+        let notRun = CheckResult(outcome: .notRun, findings: [Finding(.warning, "verifier.not-run", "no machine")]).bounded(check: "verifier")
+        #expect(notRun.outcome == .notRun)
+    }
 }

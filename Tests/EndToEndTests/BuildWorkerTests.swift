@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import PackageFormat
 import TestSupport
@@ -18,14 +19,18 @@ import Testing
         var checks: [Check]
     }
 
-    static func cli(_ server: ServerProcess, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(ServerProcess.token)", Fixtures.eprBinary] + arguments)
+    static func cli(_ server: ServerProcess, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let url = server.baseURL
+        return try await Fixtures.blocking { try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(url)", "EPR_TOKEN=\(ServerProcess.token)", Fixtures.eprBinary] + arguments) }
     }
 
     /// `epr worker`, as the unprivileged user when the tests run as root, like the server.
-    static func worker(_ server: ServerProcess, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(server.baseURL)", "EPR_TOKEN=\(ServerProcess.token)", "HOME=/tmp"]
-                         + (Fixtures.serverUser?.prefix ?? []) + [Fixtures.eprBinary, "worker"] + arguments)
+    static func worker(_ server: ServerProcess, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let url = server.baseURL
+        return try await Fixtures.blocking {
+            try Fixtures.run("/usr/bin/env", ["EPR_REGISTRY=\(url)", "EPR_TOKEN=\(ServerProcess.token)", "HOME=/tmp"]
+                             + (Fixtures.serverUser?.prefix ?? []) + [Fixtures.eprBinary, "worker"] + arguments)
+        }
     }
 
     static func detail(_ server: ServerProcess, _ id: String) async throws -> Detail {
@@ -53,8 +58,8 @@ import Testing
         return directory
     }
 
-    static func publish(_ server: ServerProcess, _ archive: String) throws -> String {
-        let (status, output) = try cli(server, ["publish", archive, "--json"])
+    static func publish(_ server: ServerProcess, _ archive: String) async throws -> String {
+        let (status, output) = try await cli(server, ["publish", archive, "--json"])
         try #require(status == 0, "\(output)")
         struct Body: Decodable { struct S: Decodable { var id: String }; var submission: S }
         return try JSONDecoder().decode(Body.self, from: Data(output.utf8)).submission.id
@@ -69,7 +74,7 @@ import Testing
         let report = try PackageInspector().inspect(path: archive)
         #expect(!report.files.contains { $0.path == "proto_counter.bpf.o" }, "the archive carries sources only")
         #expect(report.findings.contains { $0.check == "build.from-sources" })
-        let id = try Self.publish(server, archive)
+        let id = try await Self.publish(server, archive)
 
         // Nothing else runs before the build: the verifier waits.
         try await Task.sleep(for: .seconds(2))
@@ -78,7 +83,7 @@ import Testing
         #expect(detail.checks.first { $0.check == "verifier" }?.state == "queued")
         #expect(["submitted", "checking"].contains(detail.submission.state))
 
-        let (status, output) = try Self.worker(server, ["--once", "--step-timeout", "120"])
+        let (status, output) = try await Self.worker(server, ["--once", "--step-timeout", "120"])
         #expect(status == 0, "\(output)")
         #expect(output.contains("built -> passed"), "\(output)")
         try await server.waitForChecks()
@@ -92,7 +97,7 @@ import Testing
         #expect(detail.submission.sha256 != SHA256Digest(of: Array(try Data(contentsOf: URL(fileURLWithPath: archive)))).description)
 
         // The log through the CLI.
-        let (logStatus, log) = try Self.cli(server, ["submissions", "log", id])
+        let (logStatus, log) = try await Self.cli(server, ["submissions", "log", id])
         #expect(logStatus == 0 && log.contains("build: done, passed") && log.contains("$ clang"), "\(log)")
 
         // What is published is the built package, with its object.
@@ -105,6 +110,45 @@ import Testing
         #expect(publishedReport.sha256.description == detail.submission.sha256)
     }
 
+    /// With no check workers of its own (check_workers = 0), the server leaves check jobs to
+    /// `epr worker --jobs check` elsewhere, whose results give the verdicts the server's own give.
+    @Test func checkJobsAreTakenByWorkersElsewhere() async throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let server = try ServerProcess(data: scratch.appendingPathComponent("data"),
+                                       environment: ["EPR_VERIFIER": "machine", "EPR_CHECK_WORKERS": "0"])
+        defer { server.stop() }
+        let archive = try Self.archive("xdp-proto-counter", in: scratch, sourcesOnly: false)
+        let id = try await Self.publish(server, archive)
+        try await Task.sleep(for: .seconds(2))
+        var detail = try await Self.detail(server, id)
+        #expect(detail.checks.filter { $0.check != "inspection" }.allSatisfy { $0.state == "queued" }, "the server runs none itself")
+
+        // A stale attempt's result is refused, and changes nothing.
+        var stale = HTTPClientRequest(url: server.baseURL + "/api/v1/checks/1/result")
+        stale.method = .POST
+        stale.headers.add(name: "Authorization", value: "Bearer \(ServerProcess.token)")
+        stale.headers.add(name: "Content-Type", value: "application/json")
+        stale.body = .bytes(Data(#"{"submission": "\#(id)", "attempt": 7, "result": {"outcome": "passed", "findings": [], "details": {}}}"#.utf8))
+        let refused = try await HTTPClient.shared.execute(stale, timeout: .seconds(30))
+        #expect([404, 409].contains(refused.status.code), "\(refused.status)")
+
+        var outputs: [String] = []
+        for _ in 0..<3 {
+            let (status, output) = try await Self.worker(server, ["--jobs", "check", "--once"])
+            #expect(status == 0, "\(output)")
+            outputs.append(output)
+        }
+        #expect(outputs[0].contains("verifier -> passed") && outputs[1].contains("sources -> "), "\(outputs)")
+        #expect(outputs[2].contains("no job"), "\(outputs)")
+        try await server.waitForChecks()
+        detail = try await Self.detail(server, id)
+        #expect(detail.submission.state == "published", "\(detail.submission)")
+        let verifier = try #require(detail.checks.first { $0.check == "verifier" })
+        #expect(verifier.outcome == "passed" && verifier.details["programs"]?.contains("processed_insns") == true, "\(verifier)")
+        #expect(detail.checks.allSatisfy { $0.state == "done" })
+    }
+
     @Test func aBrokenBuildIsAFindingWithItsLog() async throws {
         let scratch = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -114,8 +158,8 @@ import Testing
             let source = directory.appendingPathComponent("src/proto_counter.bpf.c")
             try (try String(contentsOf: source, encoding: .utf8) + "\nthis does not compile;\n").write(to: source, atomically: true, encoding: .utf8)
         }
-        let id = try Self.publish(server, archive)
-        let (status, output) = try Self.worker(server, ["--once"])
+        let id = try await Self.publish(server, archive)
+        let (status, output) = try await Self.worker(server, ["--once"])
         #expect(status == 0 && output.contains("failed -> failed"), "\(output)")
         try await server.waitForChecks()
         let detail = try await Self.detail(server, id)
@@ -132,7 +176,7 @@ import Testing
         let server = try ServerProcess(data: scratch.appendingPathComponent("data"), environment: ["EPR_REBUILD_SOURCES": "true"])
         defer { server.stop() }
         // Built here from its sources: the worker rebuilds the same bytes.
-        let faithful = try Self.publish(server, try Self.archive("xdp-proto-counter", in: scratch, sourcesOnly: false))
+        let faithful = try await Self.publish(server, try Self.archive("xdp-proto-counter", in: scratch, sourcesOnly: false))
         // An object built from other sources than those packaged.
         let directory = try Self.sourcesOnly("xdp-proto-counter", in: scratch)
         let source = directory.appendingPathComponent("src/proto_counter.bpf.c")
@@ -148,9 +192,9 @@ import Testing
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         (status, log) = try Fixtures.run(Fixtures.eprBinary, ["package", directory.path, "-o", output.path])
         try #require(status == 0, "\(log)")
-        let altered = try Self.publish(server, output.appendingPathComponent("xdp_proto_counter.tar.gz").path)
+        let altered = try await Self.publish(server, output.appendingPathComponent("xdp_proto_counter.tar.gz").path)
         for _ in 0..<2 {
-            let (status, output) = try Self.worker(server, ["--once"])
+            let (status, output) = try await Self.worker(server, ["--once"])
             #expect(status == 0, "\(output)")
         }
         try await server.waitForChecks()

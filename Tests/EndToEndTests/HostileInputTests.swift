@@ -26,7 +26,7 @@ import Testing
                                                exists: [(data.path + "/epr.sqlite", "DATABASE-EXISTS")])
             try probe.write(to: directory.appendingPathComponent("src/probe.bpf.c"), atomically: true, encoding: .utf8)
         }
-        let id = try BuildWorkerTests.publish(server, archive)
+        let id = try await BuildWorkerTests.publish(server, archive)
         try await server.waitForChecks()
         let detail = try await server.get("/api/v1/submissions/\(id)", token: ServerProcess.token)
         let text = String(decoding: detail.body, as: UTF8.self)
@@ -56,7 +56,7 @@ import Testing
                                        arguments: ["--config", config.path])
         defer { server.stop() }
         let archive = try BuildWorkerTests.archive("xdp-proto-counter", in: scratch, sourcesOnly: false)
-        let id = try BuildWorkerTests.publish(server, archive)
+        let id = try await BuildWorkerTests.publish(server, archive)
         try await server.waitForChecks()
         let look = try #require(try await BuildWorkerTests.detail(server, id).checks.first { $0.check == "scanner.look" })
         let seen = try #require(look.findings.first { $0.check == "scanner.look.seen" }, "\(look.findings)").message

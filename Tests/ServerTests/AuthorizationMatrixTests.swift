@@ -176,6 +176,7 @@ import Testing
         "GET /v2/{name}/tags/list": anyValidCredentials, "GET /v2/{name}/referrers/{digest}": anyValidCredentials,
         // Build workers hold the build right.
         "POST /api/v1/builds/claim": builders, "POST /api/v1/builds/{job}/result": builders,
+        "POST /api/v1/checks/claim": builders, "POST /api/v1/checks/{job}/result": builders,
     ]
 
     /// Taking and reporting builds: tokens with the build scope, which only admins hold.
