@@ -12,7 +12,7 @@ public struct EPRCommand: AsyncParsableCommand {
                       WhoAmICommand.self, TokenCommand.self, UserCommand.self, OwnerCommand.self, OrganisationCommand.self, AuditCommand.self,
                       CheckCommand.self, SubmissionsCommand.self, ReviewCommand.self, AutoPublishCommand.self,
                       KeyCommand.self, SignCommand.self, VerifyCommand.self, TrustCommand.self, SigningGrantCommand.self,
-                      AgentCommand.self, MirrorCommand.self, VerifyTreeCommand.self, WorkerCommand.self, CheckJobCommand.self]
+                      AgentCommand.self, MirrorCommand.self, VerifyTreeCommand.self, WorkerCommand.self, CheckJobCommand.self, SignerCommand.self]
     )
 
     public init() {}
@@ -23,8 +23,13 @@ extension EPRCommand {
     /// starts: `epr serve` started as root gives up root here.
     public static func prepareProcess() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        guard geteuid() == 0, arguments.first == "serve", let command = try? ServeCommand.parse(Array(arguments.dropFirst())) else { return }
-        do { try command.giveUpRoot() } catch { Foundation.exit(1) }
+        guard geteuid() == 0 else { return }
+        if arguments.first == "serve", let command = try? ServeCommand.parse(Array(arguments.dropFirst())) {
+            do { try command.giveUpRoot() } catch { Foundation.exit(1) }
+        }
+        if arguments.first == "signer", let command = try? SignerCommand.parse(Array(arguments.dropFirst())) {
+            do { try command.giveUpRoot() } catch { Foundation.exit(1) }
+        }
     }
 
     /// Runs the command line, exiting 1 without another message for failures already reported.

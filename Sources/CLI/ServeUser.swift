@@ -23,10 +23,13 @@ enum ServeUser {
 
     /// The rule for this process: nil when it is not root or root is allowed, the account to
     /// switch to when one is named; a refusal otherwise, before anything is made.
-    static func account(named name: String?, allowRoot: Bool) throws -> Account? {
+    static func account(named name: String?, allowRoot: Bool, command: String = "epr serve") throws -> Account? {
         guard geteuid() == 0 else { return nil }
         guard let name else {
             if allowRoot { return nil }
+            if command != "epr serve" {
+                throw Refusal(description: "\(command) does not run as root: it needs no privilege. Run it as a user of its own, or give --user NAME to switch to one")
+            }
             throw Refusal(description: """
                 epr serve does not run as root: it needs no privilege. Run it as an unprivileged user, \
                 or give --user NAME (EPR_USER) to switch to that user, or --allow-root (EPR_ALLOW_ROOT=true) \

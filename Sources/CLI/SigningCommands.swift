@@ -183,17 +183,29 @@ struct TrustCommand: ParsableCommand {
     struct Initialise: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "init",
-            abstract: "Make a root certificate and an intermediate signing authority: root.crt, root.key, intermediate.crt, intermediate.key.",
-            discussion: "The intermediate's key is encrypted with EPR_KEY_PASSPHRASE (or one asked for), the root's with EPR_ROOT_PASSPHRASE when set (else the same one). Keep root.key offline: it is needed only to make a new intermediate.")
+            abstract: "Make a root certificate and an intermediate signing authority: root.crt, intermediate.crt, intermediate.key, and the root's key apart.",
+            discussion: """
+                The intermediate's key is encrypted with EPR_KEY_PASSPHRASE (or one asked for), the root's with EPR_ROOT_PASSPHRASE when \
+                set (else the same one). The root's key is written outside the directory (--root-key, by default DIR-root.key beside \
+                DIR): the repository refuses a trust directory that holds it. Keep it offline: it is needed only to make a new \
+                intermediate or root.
+                """)
         @Option(name: .shortAndLong, help: "The directory to write into (created; must not hold a root already).") var output: String
         @Option(help: "The repository's name, in the certificates.") var name = "epr"
+        @Option(help: "Where to write the root's key (default: DIR-root.key beside DIR).") var rootKey: String?
 
         func run() throws {
             let directory = URL(fileURLWithPath: output)
+            let rootKeyFile = try TrustCommand.rootKey(rootKey, for: directory)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(at: rootKeyFile.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
             for file in ["root.key", "root.crt", "intermediate.key", "intermediate.crt", "revocations.json"]
             where FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
                 throw ValidationError("\(directory.appendingPathComponent(file).path) exists: \(output) holds a trust root already")
+            }
+            if FileManager.default.fileExists(atPath: rootKeyFile.path) {
+                throw ValidationError("\(rootKeyFile.path) exists: a root's key is there already")
             }
             let passphrase = try Passphrase.new(what: "the signing authority's key")
             // The root's own passphrase when one is given (EPR_ROOT_PASSPHRASE), else the same.
@@ -201,15 +213,16 @@ struct TrustCommand: ParsableCommand {
                 ? try Passphrase.new(variable: Passphrase.rootVariable, what: "the root key") : passphrase
             let (root, intermediate) = try TrustRoot.create(name: name)
             for (file, authority, secret) in [("root", root, rootPassphrase), ("intermediate", intermediate, passphrase)] {
-                try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: secret),
-                                     to: directory.appendingPathComponent("\(file).key").path)
+                let keyFile = file == "root" ? rootKeyFile : directory.appendingPathComponent("\(file).key")
+                try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: secret), to: keyFile.path)
                 try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(file).crt"), atomically: true, encoding: .utf8)
             }
             // An empty revocation list to begin with, so nodes have one to check from the start.
             try RevocationList.write(RevocationList.Content(sequence: RevocationList.nextSequence(after: 0), updated: Date(), expires: Date().addingTimeInterval(Double(RevocationList.lifetimeDays) * 86400),
                                                             revoked: []), by: intermediate, to: directory.appendingPathComponent("revocations.json"))
             Output.line("root \(directory.appendingPathComponent("root.crt").path) (give this to nodes in trusted mode)\n"
-                        + "signing authority \(directory.appendingPathComponent("intermediate.crt").path)")
+                        + "signing authority \(directory.appendingPathComponent("intermediate.crt").path)\n"
+                        + "root key \(rootKeyFile.path) (keep it offline: only rotations need it)")
         }
     }
 
@@ -235,6 +248,18 @@ struct TrustCommand: ParsableCommand {
 }
 
 extension TrustCommand {
+    /// Where the root's key of the trust directory `directory` is: `given`, or DIR-root.key
+    /// beside the directory; never inside it.
+    static func rootKey(_ given: String?, for directory: URL) throws -> URL {
+        let directory = directory.standardizedFileURL
+        let file = given.map { URL(fileURLWithPath: $0).standardizedFileURL }
+            ?? directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + "-root.key")
+        guard !file.path.hasPrefix(directory.path + "/") else {
+            throw ValidationError("\(file.path) is inside \(directory.path): the root's key is kept apart from the directory the repository reads")
+        }
+        return file
+    }
+
     /// The signing authority epr trust init wrote into `directory` (its key asks for the passphrase).
     static func authority(in directory: URL) throws -> TrustRoot.Authority {
         TrustRoot.Authority(

@@ -10,20 +10,22 @@ extension TrustCommand {
     struct RotateIntermediate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rotate-intermediate",
-            abstract: "Make a new signing authority under the root (needs root.key); the old one is kept in DIR/retired.",
+            abstract: "Make a new signing authority under the root (needs the root's key); the old one is kept in DIR/retired.",
             discussion: """
                 Certificates the old authority issued stay valid until they expire, unless --revoke-old puts it in the revocation list \
                 (then every one of them stops verifying: contributors have their keys certified again). The repository takes the new \
                 authority when restarted. The new key's passphrase is EPR_KEY_PASSPHRASE (or asked for); the root's, EPR_ROOT_PASSPHRASE.
                 """)
         @Option(help: "The directory epr trust init wrote.") var trustDirectory: String
+        @Option(help: "The root's key (default: DIR-root.key beside DIR).") var rootKey: String?
         @Flag(help: "Revoke the old authority (it was compromised), not just retire it.") var revokeOld = false
         @Option(help: "Why, when revoking.") var reason: String?
 
         func run() async throws {
             let directory = URL(fileURLWithPath: trustDirectory)
-            try Rotation.requireFiles(["root.crt", "root.key", "intermediate.crt", "intermediate.key"], in: directory)
-            let root = try Rotation.root(in: directory)
+            let rootKeyFile = try TrustCommand.rootKey(rootKey, for: directory)
+            try Rotation.requireFiles(["root.crt", "intermediate.crt", "intermediate.key"], in: directory, rootKey: rootKeyFile)
+            let root = try Rotation.root(in: directory, key: rootKeyFile)
             let old = try Rotation.certificate(directory.appendingPathComponent("intermediate.crt"))
             var content = try await Rotation.currentList(in: directory)
             let fresh = try TrustRoot.intermediate(name: Rotation.organisation(of: root.certificate), by: root)
@@ -51,6 +53,8 @@ extension TrustCommand {
                 """)
         @Option(help: "The directory epr trust init wrote.") var trustDirectory: String
         @Option(help: "The repository's name, in the certificates (default: the old root's).") var name: String?
+        @Option(help: "The root's key (default: DIR-root.key beside DIR); the new one takes its place, the old is kept beside it.")
+        var rootKey: String?
         @Flag(help: "Revoke the old signing authority (its key was compromised).") var revokeOld = false
         @Option(help: "Why, when revoking.") var reason: String?
 
@@ -59,13 +63,17 @@ extension TrustCommand {
             let oldRoot = try Rotation.certificate(directory.appendingPathComponent("root.crt"))
             let oldIntermediate = try Rotation.certificate(directory.appendingPathComponent("intermediate.crt"))
             var content = try await Rotation.currentList(in: directory)
-            try Rotation.requireFiles(["root.crt", "root.key", "intermediate.crt", "intermediate.key"], in: directory)
+            let rootKeyFile = try TrustCommand.rootKey(rootKey, for: directory)
+            try Rotation.requireFiles(["root.crt", "intermediate.crt", "intermediate.key"], in: directory, rootKey: rootKeyFile)
             let (root, intermediate) = try TrustRoot.create(name: name ?? Rotation.organisation(of: oldRoot))
             let rootPassphrase = try Passphrase.new(variable: Passphrase.rootVariable, what: "the new root key")
             let passphrase = try Passphrase.new(what: "the new signing authority's key")
-            try Rotation.retire(["root.crt", "root.key"], serial: RevocationList.serial(of: oldRoot), in: directory)
+            let oldSerial = RevocationList.serial(of: oldRoot)
+            try Rotation.retire(["root.crt"], serial: oldSerial, in: directory)
+            let retiredKey = rootKeyFile.deletingLastPathComponent().appendingPathComponent(rootKeyFile.lastPathComponent + ".retired-\(oldSerial)")
+            try FileManager.default.moveItem(at: rootKeyFile, to: retiredKey)
             try Rotation.retire(["intermediate.crt", "intermediate.key"], serial: RevocationList.serial(of: oldIntermediate), in: directory)
-            try Rotation.install(root, as: "root", passphrase: rootPassphrase, in: directory)
+            try Rotation.install(root, as: "root", passphrase: rootPassphrase, in: directory, keyFile: rootKeyFile)
             try Rotation.install(intermediate, as: "intermediate", passphrase: passphrase, in: directory)
             try TrustRoot.pem([root.certificate, oldRoot]).write(to: directory.appendingPathComponent("roots.pem"), atomically: true, encoding: .utf8)
             if revokeOld { Rotation.revoke(oldIntermediate, reason: reason ?? "signing authority revoked", in: &content) }
@@ -84,12 +92,12 @@ enum Rotation {
         return certificate
     }
 
-    /// The root, its key opened with the root's passphrase.
-    static func root(in directory: URL) throws -> TrustRoot.Authority {
+    /// The root, its key (in `file`) opened with the root's passphrase.
+    static func root(in directory: URL, key file: URL) throws -> TrustRoot.Authority {
         let certificate = try certificate(directory.appendingPathComponent("root.crt"))
-        let key = try Passphrase.openKey(at: directory.appendingPathComponent("root.key").path, variable: Passphrase.rootVariable)
+        let key = try Passphrase.openKey(at: file.path, variable: Passphrase.rootVariable)
         guard P256.Signing.PublicKey(certificate.publicKey)?.rawRepresentation == key.publicKey.rawRepresentation else {
-            throw ValidationError("root.key is not the key of root.crt")
+            throw ValidationError("\(file.path) is not the key of root.crt")
         }
         return TrustRoot.Authority(certificate: certificate, key: key)
     }
@@ -121,9 +129,14 @@ enum Rotation {
 
     /// Refuses to begin unless every file to be retired is there, so a rotation never stops
     /// half-way for want of one.
-    static func requireFiles(_ files: [String], in directory: URL) throws {
+    static func requireFiles(_ files: [String], in directory: URL, rootKey: URL) throws {
         for file in files where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
             throw ValidationError("\(directory.appendingPathComponent(file).path) is missing; nothing was changed")
+        }
+        guard FileManager.default.fileExists(atPath: rootKey.path) else {
+            let inside = directory.appendingPathComponent("root.key").path
+            throw ValidationError("the root's key \(rootKey.path) is missing; nothing was changed"
+                                  + (FileManager.default.fileExists(atPath: inside) ? " (move \(inside) there: it is kept out of the trust directory)" : ""))
         }
     }
 
@@ -138,9 +151,9 @@ enum Rotation {
         }
     }
 
-    static func install(_ authority: TrustRoot.Authority, as name: String, passphrase: String, in directory: URL) throws {
+    static func install(_ authority: TrustRoot.Authority, as name: String, passphrase: String, in directory: URL, keyFile: URL? = nil) throws {
         try SecretFile.write(try EncryptedPrivateKey.seal(pkcs8: Array(authority.key.derRepresentation), passphrase: passphrase),
-                             to: directory.appendingPathComponent("\(name).key").path)
+                             to: (keyFile ?? directory.appendingPathComponent("\(name).key")).path)
         try TrustRoot.pem([authority.certificate]).write(to: directory.appendingPathComponent("\(name).crt"), atomically: true, encoding: .utf8)
     }
 

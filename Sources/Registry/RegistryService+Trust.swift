@@ -20,7 +20,7 @@ extension RegistryService {
                              require_signatures: requireSignatures, certificate_days: nil)
         }
         return TrustInfo(configured: true, repository: signing.repository, root_certificates: try TrustRoot.pem(signing.roots),
-                         intermediate_certificate: try TrustRoot.pem([signing.intermediate.certificate]),
+                         intermediate_certificate: try TrustRoot.pem([signing.intermediateCertificate]),
                          attestation_chain: try TrustRoot.pem(signing.attestationChain), require_signatures: requireSignatures,
                          certificate_days: signing.certificateDays)
     }
@@ -133,11 +133,11 @@ extension RegistryService {
             }
         }
         let now = Date()
-        let days = max(1, min(signing.certificateDays, Int(signing.intermediate.certificate.notValidAfter.timeIntervalSince(now) / 86400)))
-        let certificate = try TrustRoot.certify(key, user: user, packages: wanted, days: days, by: signing.intermediate, now: now)
+        let days = max(1, min(signing.certificateDays, Int(signing.intermediateCertificate.notValidAfter.timeIntervalSince(now) / 86400)))
+        let certificate = try signing.keys.certify(key, user: user, packages: wanted, days: days, now: now)
         let record = SigningCertificateRecord(
             serial: RevocationList.serial(of: certificate), keyID: keyID, user: user, publicKey: key.pemRepresentation,
-            chain: try TrustRoot.pem([certificate, signing.intermediate.certificate]), packages: wanted,
+            chain: try TrustRoot.pem([certificate, signing.intermediateCertificate]), packages: wanted,
             notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, createdAt: now)
         try await trust.insertCertificate(record)
         await audit("signing-key.certify", principal, target: user, detail: "\(keyID) serial \(record.serial) for \(wanted.joined(separator: " "))")
@@ -213,7 +213,7 @@ extension RegistryService {
             let content = Self.content(revoked, sequence: sequence, now: now, lifetime: Double(RevocationList.lifetimeDays) * 86400)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let document = try encoder.encode(try RevocationList.sign(content, by: signing.intermediate))
+            let document = try encoder.encode(try signing.keys.signRevocations(content))
             if try await trust.saveRevocationList(sequence: sequence, document: document) {
                 logger.info("signed a revocation list", metadata: ["sequence": "\(sequence)", "revoked": "\(revoked.count)"])
                 return document
@@ -234,20 +234,28 @@ extension RegistryService {
     }
 
     /// Takes in the revocations of the authority's directory (made with `epr trust revoke` or a
-    /// rotation) when its list changed since `seen`; returns the file's date.
-    public func importOfflineRevocations(seen: Date?) async -> Date? {
-        guard let signing, let directory = signing.directory else { return seen }
-        let file = directory.appendingPathComponent("revocations.json")
-        guard let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date else { return seen }
-        if let seen, seen >= modified { return seen }
+    /// rotation) when its list changed since `seen` (a digest of the list); returns the list's digest.
+    public func importOfflineRevocations(seen: String?) async -> String? {
+        guard let signing else { return seen }
+        let data: Data
         do {
-            if let (list, content) = try await SigningAuthority.offlineRevocations(directory: directory, roots: signing.roots) {
-                try await importRevocations(list, content: content)
-            }
+            guard let stored = try signing.keys.offlineRevocations() else { return seen }
+            data = stored
         } catch {
-            logger.error("the authority's revocation list cannot be taken in", metadata: ["file": "\(file.path)", "error": "\(error)"])
+            logger.error("the authority's revocation list cannot be read", metadata: ["error": "\(error)"])
+            return seen
         }
-        return modified
+        let digest = PackageFormat.SHA256Digest(of: Array(data)).description
+        if digest == seen { return seen }
+        do {
+            let list = try JSONDecoder().decode(RevocationList.self, from: data)
+            // An expired list still says what was revoked: its entries are kept, checked at the
+            // time it was made.
+            try await importRevocations(list, content: try await list.verifiedContent(roots: signing.roots, at: list.signedTime))
+        } catch {
+            logger.error("the authority's revocation list cannot be taken in", metadata: ["error": "\(error)"])
+        }
+        return digest
     }
 
     // MARK: Signatures on upload
@@ -294,9 +302,9 @@ extension RegistryService {
     /// again with the new one, so that attestations never outlive their certificate.
     public func renewAttestationKeyIfDue(now: Date = Date()) async throws {
         guard var authority = signing, authority.attestationKeyIsDue(now: now) else { return }
-        try authority.renewAttestationKey(now: now, logger: logger)
+        try authority.renewAttestationKey(now: now)
         signing = authority
-        let again = try await trust.requestAttestations(unlessSignedBy: SigningKeys.keyID(authority.attestationKey.publicKey))
+        let again = try await trust.requestAttestations(unlessSignedBy: authority.attestationKeyID)
         logger.notice("attesting published versions again with the renewed attestation key", metadata: ["versions": "\(again)"])
     }
 
@@ -304,7 +312,7 @@ extension RegistryService {
     /// published while the signing authority was away, or before a crash, is attested here);
     /// takes in the authority's own revocation list when it changed.
     public func runAttestations() async {
-        var revocationsSeen: Date?
+        var revocationsSeen: String?
         while !Task.isCancelled {
             let generation = notices.generation
             revocationsSeen = await importOfflineRevocations(seen: revocationsSeen)
@@ -334,12 +342,11 @@ extension RegistryService {
                 repository: signing.repository, package: version.package, version: version.version, publisher: version.publisher,
                 published_at: version.publishedAt, signer: version.signature?.signer, signer_key_id: version.signature?.keyID,
                 signature_checked_at: version.signature?.checkedAt, checks: checks.sorted { $0.id < $1.id }, reviewers: reviewers)
-            let attestation = try RepositoryAttestation.sign(predicate, artifact: version.artifact, digest: version.digest,
-                                                             key: signing.attestationKey, chain: signing.attestationChain)
+            let attestation = try signing.keys.attest(predicate, artifact: version.artifact, digest: version.digest)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try await trust.setAttestation(canonical: pending.canonical, version: pending.version, document: try encoder.encode(attestation),
-                                           keyID: SigningKeys.keyID(signing.attestationKey.publicKey))
+                                           keyID: attestation.signatures.first?.keyid ?? signing.attestationKeyID)
             cache.invalidate(pending.canonical)
             logger.info("attested", metadata: ["package": "\(version.package)", "version": "\(version.version)", "digest": "\(version.digest)"])
             count += 1

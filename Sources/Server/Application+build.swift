@@ -67,17 +67,25 @@ extension RegistryServer {
         let ociTokens: OCITokens
         do {
             let host = configuration.publicURL.flatMap { URL(string: $0) }.map { url in (url.host ?? "") + (url.port.map { ":\($0)" } ?? "") + "/" }
-            registry.ociSigner = try OCISigner.load(file: data.appendingPathComponent("oci-signing.key"), referencePrefix: host ?? "")
+            if let socket = configuration.signer {
+                // The keys are the signer's: the server holds none of them.
+                let (authority, oci) = try SignerClient(path: socket).authority(referencePrefix: host ?? "")
+                registry.signing = authority
+                registry.ociSigner = oci
+            } else {
+                registry.ociSigner = try OCISigner.load(file: data.appendingPathComponent("oci-signing.key"), referencePrefix: host ?? "")
+            }
             ociTokens = try OCITokens.load(file: data.appendingPathComponent("oci-token.key"))
         } catch {
             try? await metadata.close()
             close(lock)
             throw error
         }
-        if let directory = configuration.trustDirectory {
+        if configuration.trustDirectory != nil || configuration.signer != nil {
             do {
-                registry.signing = try await Self.signingAuthority(directory: URL(fileURLWithPath: directory), configuration: configuration,
-                                                                   environment: environment, data: data, registry: registry, logger: logger)
+                registry.signing = try await Self.signingAuthority(directory: configuration.trustDirectory.map { URL(fileURLWithPath: $0) },
+                                                                   configuration: configuration, environment: environment, data: data,
+                                                                   registry: registry, logger: logger)
             } catch {
                 try? await metadata.close()
                 close(lock)
@@ -171,19 +179,26 @@ extension RegistryServer {
     static let serverName = "epr"
 
     /// Loads the signing authority and brings in the revocations its directory lists.
-    static func signingAuthority(directory: URL, configuration: ServerConfiguration, environment: [String: String], data: URL,
+    static func signingAuthority(directory: URL?, configuration: ServerConfiguration, environment: [String: String], data: URL,
                                  registry: RegistryService, logger: Logger) async throws -> SigningAuthority {
-        let authority = try SigningAuthority.load(
-            directory: directory, passphrase: environment["EPR_TRUST_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }, state: data,
-            repository: configuration.repositoryName, certificateDays: configuration.certificateDays, logger: logger)
-        if let (list, content) = try await SigningAuthority.offlineRevocations(directory: directory, roots: authority.roots) {
+        let authority: SigningAuthority
+        if let directory {
+            authority = try SigningAuthority.load(
+                directory: directory, passphrase: environment["EPR_TRUST_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }, state: data,
+                repository: configuration.repositoryName, certificateDays: configuration.certificateDays, logger: logger)
+        } else if let signing = registry.signing {
+            authority = signing
+        } else {
+            throw SigningAuthority.LoadError.invalid("no signing authority")
+        }
+        if let (list, content) = try await authority.offlineRevocations() {
             try await registry.importRevocations(list, content: content)
         }
         // A new attestation key (renewed, or under a new authority) attests everything again.
-        let again = try await registry.trust.requestAttestations(unlessSignedBy: SigningKeys.keyID(authority.attestationKey.publicKey))
+        let again = try await registry.trust.requestAttestations(unlessSignedBy: authority.attestationKeyID)
         if again > 0 { logger.notice("attesting published versions again with the current attestation key", metadata: ["versions": "\(again)"]) }
         logger.notice("signing authority loaded", metadata: [
-            "intermediate": "\(authority.intermediate.certificate.subject)", "until": "\(authority.intermediate.certificate.notValidAfter)",
+            "intermediate": "\(authority.intermediateCertificate.subject)", "until": "\(authority.intermediateCertificate.notValidAfter)",
             "require_signatures": "\(configuration.requireSignatures)"])
         return authority
     }

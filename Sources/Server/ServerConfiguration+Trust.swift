@@ -2,7 +2,7 @@ import Foundation
 
 extension ServerConfiguration {
     static let trustKeys: [(file: String, environment: String)] = [
-        ("trust_directory", "EPR_TRUST_DIRECTORY"), ("require_signatures", "EPR_REQUIRE_SIGNATURES"),
+        ("trust_directory", "EPR_TRUST_DIRECTORY"), ("signer", "EPR_SIGNER"), ("require_signatures", "EPR_REQUIRE_SIGNATURES"),
         ("certificate_days", "EPR_CERTIFICATE_DAYS"), ("repository_name", "EPR_REPOSITORY_NAME"),
     ]
 
@@ -10,6 +10,13 @@ extension ServerConfiguration {
     /// `EPR_TRUST_PASSPHRASE` only, never from the file.
     static func applyTrust(_ values: [String: String], to configuration: inout ServerConfiguration) throws {
         if let directory = values["trust_directory"] { configuration.trustDirectory = directory }
+        if let socket = values["signer"] {
+            guard socket.hasPrefix("/"), socket.utf8.count < 108 else { throw Invalid(description: "signer \(socket) is not the absolute path of a local socket (at most 107 bytes)") }
+            configuration.signer = socket
+        }
+        if configuration.signer != nil, configuration.trustDirectory != nil {
+            throw Invalid(description: "trust_directory and signer are not set together: with a signer, the keys and the trust directory are the signer's")
+        }
         try flag(values, "require_signatures", into: &configuration.requireSignatures)
         if let text = values["certificate_days"] {
             guard let days = Int(text), (1...3650).contains(days) else { throw Invalid(description: "certificate_days \(text) is not a number from 1 to 3650") }
@@ -21,8 +28,8 @@ extension ServerConfiguration {
             }
             configuration.repositoryName = name
         }
-        if configuration.requireSignatures, configuration.trustDirectory == nil {
-            throw Invalid(description: "require_signatures needs trust_directory: signatures are checked against its root")
+        if configuration.requireSignatures, configuration.trustDirectory == nil, configuration.signer == nil {
+            throw Invalid(description: "require_signatures needs trust_directory or signer: signatures are checked against the root")
         }
     }
 }

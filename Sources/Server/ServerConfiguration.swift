@@ -80,6 +80,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// The directory `epr trust init` wrote (root.crt, intermediate.crt, intermediate.key):
     /// with it the repository certifies keys, checks signatures and attests what it publishes.
     public var trustDirectory: String?
+    /// The local socket of the signer process (`epr signer`) that holds the repository's keys:
+    /// with it the server holds none of them.
+    public var signer: String?
     /// Whether uploads must carry a contributor's signature.
     public var requireSignatures = false
     /// Days a contributor's certificate is valid.

@@ -144,9 +144,11 @@ extension SigningCommandTests {
         let trust = directory.appendingPathComponent("trust").path, root = trust + "/root.crt", list = trust + "/revocations.json"
         try #require(try epr("trust", "init", "-o", trust, "--name", "rotating").status == 0)
         let openssl = try #require(Fixtures.tool("openssl"))
-        #expect(try Fixtures.run(openssl, ["pkey", "-in", trust + "/root.key", "-passin", "pass:\(keyPassphrase)", "-noout"]).status != 0,
+        // The root's key is kept beside the trust directory, never in it.
+        #expect(!FileManager.default.fileExists(atPath: trust + "/root.key"))
+        #expect(try Fixtures.run(openssl, ["pkey", "-in", trust + "-root.key", "-passin", "pass:\(keyPassphrase)", "-noout"]).status != 0,
                 "the intermediate's passphrase does not open the root")
-        #expect(try Fixtures.run(openssl, ["pkey", "-in", trust + "/root.key", "-passin", "pass:\(rootPassphrase)", "-noout"]).status == 0)
+        #expect(try Fixtures.run(openssl, ["pkey", "-in", trust + "-root.key", "-passin", "pass:\(rootPassphrase)", "-noout"]).status == 0)
 
         let archive = try Fixtures.packageArchive("exec-tracker", into: directory)
         func signed(by name: String) throws -> String {
@@ -180,8 +182,15 @@ extension SigningCommandTests {
         #expect(try verify(alice, root: root).status == 0, "the first authority was only retired")
 
         // A new root: both roots in roots.pem while nodes change over; the new root alone refuses the old.
+        let rootKeyBefore = try String(contentsOfFile: trust + "-root.key", encoding: .utf8)
         let rootRotated = try epr("trust", "rotate-root", "--trust-directory", trust)
         try #require(rootRotated.status == 0, "\(rootRotated.output)")
+        #expect(try String(contentsOfFile: trust + "-root.key", encoding: .utf8) != rootKeyBefore, "the new root's key takes the old one's place")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).contains { $0.hasPrefix("trust-root.key.retired-") },
+                "the old root's key is kept beside it")
+        let retired = try FileManager.default.contentsOfDirectory(atPath: trust + "/retired")
+        #expect(!FileManager.default.fileExists(atPath: trust + "/root.key") && !retired.contains { $0.hasPrefix("root-") && $0.hasSuffix(".key") },
+                "no root key in the trust directory: \(retired)")
         let bundle = trust + "/roots.pem"
         #expect(try verify(alice, root: bundle).status == 0)
         let alone = try verify(alice, root: root)

@@ -153,7 +153,7 @@ import Testing
             let payload = try #require(artifacts.blobs[payloadDigest])
             let encoded = try #require(layer.annotations?["dev.cosignproject.cosign/signature"])
             let der = try #require(Data(base64Encoded: encoded))
-            #expect(signer.key.publicKey.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: der), for: payload))
+            #expect(signer.publicKey.isValidSignature(try P256.Signing.ECDSASignature(derRepresentation: der), for: payload))
             let claims = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
             let critical = try #require(claims["critical"] as? [String: Any])
             #expect((critical["image"] as? [String: String])?["docker-manifest-digest"] == manifest.subject?.description)

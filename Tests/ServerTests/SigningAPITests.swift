@@ -281,7 +281,7 @@ import X509
             #expect(try await service.attestPending() == 1, "the version is attested again")
             let data = try #require(try await service.version("xdp-port-filter", "1.0.0").attestation)
             let attestation = try JSONDecoder().decode(RepositoryAttestation.self, from: data)
-            #expect(attestation.signatures.first?.keyid == SigningKeys.keyID(after.attestationKey.publicKey))
+            #expect(attestation.signatures.first?.keyid == after.attestationKeyID)
             _ = try await attestation.verifiedStatement(roots: [root.certificate], revocations: nil, at: later)
             let kept = try String(contentsOf: dataDirectory.appendingPathComponent("attestation.crt"), encoding: .utf8)
             #expect(try TrustRoot.certificates(pem: kept).first == after.attestationChain.first, "the renewed key is kept for restarts")

@@ -7,16 +7,26 @@ import Signing
 /// signature (DER, over SHA-256) of a simple signing payload that names the manifest's digest.
 /// Its public half is published as a PEM PKIX key.
 public struct OCISigner: Sendable {
-    public let key: P256.Signing.PrivateKey
+    public let publicKey: P256.Signing.PublicKey
     /// What payloads name as the image's repository: `host[:port]/`, or empty.
     public let referencePrefix: String
+    /// Signs a payload: base64 of the DER signature.
+    let signature: @Sendable (Data) throws -> String
 
     public init(key: P256.Signing.PrivateKey, referencePrefix: String) {
-        self.key = key
-        self.referencePrefix = referencePrefix
+        self.init(publicKey: key.publicKey, referencePrefix: referencePrefix) { payload in
+            try key.signature(for: payload).derRepresentation.base64EncodedString()
+        }
     }
 
-    public var publicKeyPEM: String { key.publicKey.pemRepresentation + "\n" }
+    /// A signer whose key is held elsewhere (a signer process): `sign` signs a payload.
+    public init(publicKey: P256.Signing.PublicKey, referencePrefix: String, sign: @escaping @Sendable (Data) throws -> String) {
+        self.publicKey = publicKey
+        self.referencePrefix = referencePrefix
+        self.signature = sign
+    }
+
+    public var publicKeyPEM: String { publicKey.pemRepresentation + "\n" }
 
     /// Loads the key from `file` (plain PKCS#8 PEM), making one on first use (mode 0600).
     public static func load(file: URL, referencePrefix: String) throws -> OCISigner {
@@ -48,6 +58,26 @@ public struct OCISigner: Sendable {
     }
 
     public func sign(_ payload: Data) throws -> String {
-        try key.signature(for: payload).derRepresentation.base64EncodedString()
+        try signature(payload)
+    }
+
+    /// Whether `payload` is a simple signing payload of the form ``payload(repository:manifest:)``
+    /// makes: what a signer process agrees to sign.
+    public static func isWellFormed(_ payload: Data) -> Bool {
+        guard payload.count <= 4096, let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+              Set(object.keys).isSubset(of: ["critical", "optional"]),
+              let critical = object["critical"] as? [String: Any], Set(critical.keys) == ["identity", "image", "type"],
+              critical["type"] as? String == "cosign container image signature",
+              let identity = critical["identity"] as? [String: Any], identity.count == 1, let reference = identity["docker-reference"] as? String,
+              reference.utf8.count <= 512,
+              let image = critical["image"] as? [String: Any], image.count == 1, let digest = image["docker-manifest-digest"] as? String,
+              isDigest(digest) else { return false }
+        return true
+    }
+
+    /// Whether `text` is `sha256:` and 64 lower-case hexadecimal digits.
+    public static func isDigest(_ text: String) -> Bool {
+        let hex = text.utf8.dropFirst(7)
+        return text.hasPrefix("sha256:") && hex.count == 64 && hex.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 }

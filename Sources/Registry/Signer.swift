@@ -1,0 +1,403 @@
+import Crypto
+import Foundation
+import Logging
+import PackageFormat
+import Signing
+import X509
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A request to the signer process: one JSON document on a line of its own, over its local
+/// socket. `op` is `describe`, `certify`, `revocations`, `attest`, `oci-sign`, `renew` or
+/// `offline-revocations`.
+public struct SignerRequest: Codable, Sendable {
+    public var op: String
+    public var public_key: String?
+    public var user: String?
+    public var packages: [String]?
+    public var days: Int?
+    public var now: Date?
+    public var content: RevocationList.Content?
+    public var predicate: RepositoryAttestation.Predicate?
+    public var artifact: String?
+    public var digest: String?
+    /// Base64.
+    public var payload: String?
+
+    public init(op: String) { self.op = op }
+}
+
+/// What the signer publishes of itself: certificates and public keys only.
+public struct SignerDescription: Codable, Sendable {
+    public var repository: String
+    /// PEM: the roots, the intermediate's certificate, the attestation key's chain.
+    public var roots: String
+    public var intermediate: String
+    public var attestation_chain: String
+    /// PEM: the key OCI signatures are checked with.
+    public var oci_public_key: String
+    public var certificate_days: Int
+}
+
+/// The signer's answer, on one line: `error` when it refused.
+public struct SignerResponse: Codable, Sendable {
+    public var error: String?
+    public var certificate: String?
+    public var chain: String?
+    public var revocations: RevocationList?
+    public var attestation: RepositoryAttestation?
+    public var signature: String?
+    /// Base64.
+    public var data: String?
+    public var description: SignerDescription?
+
+    public init(error: String? = nil) { self.error = error }
+}
+
+/// The signer process's work (`epr signer`): it holds the intermediate's key, the attestation
+/// key and the OCI signing key, and signs only statements it builds and checks itself from a
+/// request: a certificate for a P-256 key of a user name for valid package patterns, no longer
+/// than its certificate days; a revocation list whose sequence only grows; an attestation for
+/// this repository of an archive named by its SHA-256; a simple signing payload of a manifest
+/// digest. Every signature is logged.
+public final class SignerService: Sendable {
+    public let keys: LocalRepositoryKeys
+    let oci: P256.Signing.PrivateKey
+    let certificateDays: Int
+    let logger: Logger
+    private let lastSequence = NIOLockedValueBoxInt()
+
+    public init(keys: LocalRepositoryKeys, oci: P256.Signing.PrivateKey, certificateDays: Int, logger: Logger) {
+        self.keys = keys
+        self.oci = oci
+        self.certificateDays = certificateDays
+        self.logger = logger
+    }
+
+    /// Loads the OCI signing key from `file`, made on first use; kept encrypted with
+    /// `passphrase` (a key kept in the clear is encrypted in place).
+    public static func ociKey(file: URL, passphrase: String?) throws -> P256.Signing.PrivateKey {
+        func save(_ key: P256.Signing.PrivateKey) throws {
+            if let passphrase {
+                try SecretFiles.save(try EncryptedPrivateKey.seal(pkcs8: Array(key.derRepresentation), passphrase: passphrase), to: file.path)
+            } else {
+                try SecretFiles.save(key.pemRepresentation + "\n", to: file.path)
+            }
+        }
+        if let pem = try? String(contentsOf: file, encoding: .utf8) {
+            let key = try SigningKeys.privateKey(pem: pem, passphrase: passphrase)
+            if passphrase != nil, !pem.contains("ENCRYPTED") { try save(key) }
+            return key
+        }
+        let key = P256.Signing.PrivateKey()
+        try save(key)
+        return key
+    }
+
+    /// Whether `name` is a user name: 1 to 39 of a-z, 0-9, `_` and `-`, beginning with a letter or digit.
+    static func isUserName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        func allowed(_ byte: UInt8) -> Bool { (97...122).contains(byte) || (48...57).contains(byte) }
+        return (1...39).contains(bytes.count) && allowed(bytes[0]) && bytes.allSatisfy { allowed($0) || $0 == 95 || $0 == 45 }
+    }
+
+    public func describe() throws -> SignerDescription {
+        SignerDescription(repository: keys.repository, roots: try TrustRoot.pem(keys.roots), intermediate: try TrustRoot.pem([keys.intermediate.certificate]),
+                          attestation_chain: try TrustRoot.pem(try keys.attestationChain()), oci_public_key: oci.publicKey.pemRepresentation + "\n",
+                          certificate_days: certificateDays)
+    }
+
+    /// Answers one request.
+    public func handle(_ request: SignerRequest) -> SignerResponse {
+        do {
+            return try answer(request)
+        } catch let refusal as Refusal {
+            logger.warning("refused", metadata: ["op": "\(request.op)", "reason": "\(refusal.reason)"])
+            return SignerResponse(error: refusal.reason)
+        } catch {
+            logger.error("failed", metadata: ["op": "\(request.op)", "error": "\(error)"])
+            return SignerResponse(error: "\(error)")
+        }
+    }
+
+    struct Refusal: Error { var reason: String }
+
+    func answer(_ request: SignerRequest) throws -> SignerResponse {
+        var response = SignerResponse()
+        let now = request.now ?? Date()
+        guard abs(now.timeIntervalSinceNow) < 600 else { throw Refusal(reason: "the request's time is not now") }
+        switch request.op {
+        case "describe":
+            response.description = try describe()
+        case "certify":
+            guard let pem = request.public_key, let key = try? SigningKeys.publicKey(pem: pem) else { throw Refusal(reason: "public_key is not a P-256 key") }
+            guard let user = request.user, Self.isUserName(user) else { throw Refusal(reason: "user is not a user name") }
+            guard let packages = request.packages, (1...100).contains(packages.count) else { throw Refusal(reason: "name 1 to 100 packages") }
+            for pattern in packages {
+                do { try RegistryService.validatePattern(pattern) } catch { throw Refusal(reason: "\(pattern) is not a package pattern") }
+            }
+            guard let days = request.days, (1...certificateDays).contains(days) else { throw Refusal(reason: "days is 1 to \(certificateDays)") }
+            let certificate = try keys.certify(key, user: user, packages: packages, days: days, now: now)
+            response.certificate = try TrustRoot.pem([certificate])
+            logger.notice("signed", metadata: ["op": "certify", "user": "\(user)", "key": "\(SigningKeys.keyID(key))",
+                                               "packages": "\(packages.joined(separator: " "))", "serial": "\(RevocationList.serial(of: certificate))"])
+        case "revocations":
+            guard let content = request.content else { throw Refusal(reason: "no content") }
+            let lifetime = Double(RevocationList.lifetimeDays + 1) * 86400
+            guard content.revoked.count <= 1_000_000, content.expires > content.updated,
+                  content.expires.timeIntervalSince(content.updated) <= lifetime, abs(content.updated.timeIntervalSinceNow) < 600 else {
+                throw Refusal(reason: "the list's dates or size are not those of a new list")
+            }
+            guard lastSequence.advance(to: content.sequence) else { throw Refusal(reason: "the list's sequence does not follow the last one signed") }
+            response.revocations = try keys.signRevocations(content)
+            logger.notice("signed", metadata: ["op": "revocations", "sequence": "\(content.sequence)", "revoked": "\(content.revoked.count)"])
+        case "attest":
+            guard let predicate = request.predicate, predicate.repository == keys.repository else {
+                throw Refusal(reason: "the predicate is not this repository's")
+            }
+            guard let artifact = request.artifact, (1...255).contains(artifact.utf8.count), !artifact.contains("/"),
+                  let digest = request.digest, OCISigner.isDigest(digest) else { throw Refusal(reason: "artifact and digest must name an archive") }
+            let attestation = try keys.attest(predicate, artifact: artifact, digest: SHA256Digest(hex: String(digest.dropFirst(7))))
+            response.attestation = attestation
+            logger.notice("signed", metadata: ["op": "attest", "package": "\(predicate.package)", "version": "\(predicate.version)",
+                                               "digest": "\(digest)", "key": "\(attestation.signatures.first?.keyid ?? "")"])
+        case "oci-sign":
+            guard let text = request.payload, let payload = Data(base64Encoded: text), OCISigner.isWellFormed(payload) else {
+                throw Refusal(reason: "the payload is not a simple signing payload of a manifest")
+            }
+            response.signature = try oci.signature(for: payload).derRepresentation.base64EncodedString()
+            let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any]
+            let critical = object?["critical"] as? [String: Any]
+            logger.notice("signed", metadata: ["op": "oci-sign",
+                                               "reference": "\((critical?["identity"] as? [String: Any])?["docker-reference"] ?? "")",
+                                               "digest": "\((critical?["image"] as? [String: Any])?["docker-manifest-digest"] ?? "")"])
+        case "renew":
+            let chain = try keys.attestationChain()
+            guard chain.first.map({ LocalRepositoryKeys.isDue($0, now: now) }) ?? true else {
+                throw Refusal(reason: "the attestation key is not due for renewal")
+            }
+            response.chain = try TrustRoot.pem(try keys.renewAttestationKey(now: now))
+        case "chain":
+            response.chain = try TrustRoot.pem(try keys.attestationChain())
+        case "offline-revocations":
+            response.data = try keys.offlineRevocations()?.base64EncodedString()
+        default:
+            throw Refusal(reason: "no such operation: \(request.op)")
+        }
+        return response
+    }
+
+    /// Serves requests on the local socket `path` until the process ends: one request per
+    /// connection, from processes of the user `client` (or this process's own user) alone.
+    public func serve(socket path: String, client: uid_t?) throws -> Never {
+        let listener = try LocalSocket.listen(path: path)
+        logger.notice("signer listening", metadata: ["socket": "\(path)"])
+        while true {
+            let connection = accept(listener, nil, nil)
+            if connection < 0 { continue }
+            guard let peer = LocalSocket.peerUser(connection), peer == getuid() || peer == client else {
+                logger.warning("refused a connection from another user", metadata: ["uid": "\(LocalSocket.peerUser(connection).map { "\($0)" } ?? "?")"])
+                close(connection)
+                continue
+            }
+            let service = self
+            Thread.detachNewThread {
+                defer { close(connection) }
+                guard let line = LocalSocket.readLine(connection, limit: 1 << 20) else { return }
+                let response: SignerResponse
+                do { response = service.handle(try JSONDecoder().decode(SignerRequest.self, from: line)) } catch {
+                    response = SignerResponse(error: "the request is not JSON of a signer request")
+                }
+                if let data = try? JSONEncoder().encode(response) { LocalSocket.write(connection, data + Data([10])) }
+            }
+        }
+    }
+}
+
+/// A sequence number that only grows, shared between threads.
+final class NIOLockedValueBoxInt: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    /// Takes `next` when it is above the last one taken.
+    func advance(to next: Int) -> Bool {
+        lock.withLock {
+            guard next > value else { return false }
+            value = next
+            return true
+        }
+    }
+}
+
+/// The repository's keys held by a signer process, reached over its local socket.
+public final class SignerClient: RepositoryKeys {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    func call(_ request: SignerRequest) throws -> SignerResponse {
+        let connection = try LocalSocket.connect(path: path)
+        defer { close(connection) }
+        LocalSocket.write(connection, try JSONEncoder().encode(request) + Data([10]))
+        guard let line = LocalSocket.readLine(connection, limit: 64 << 20) else {
+            throw Failure(description: "the signer at \(path) did not answer")
+        }
+        let response = try JSONDecoder().decode(SignerResponse.self, from: line)
+        if let error = response.error { throw Failure(description: "the signer refused: \(error)") }
+        return response
+    }
+
+    public func describe() throws -> SignerDescription {
+        guard let description = try call(SignerRequest(op: "describe")).description else { throw Failure(description: "the signer described nothing") }
+        return description
+    }
+
+    /// The signing authority whose keys the signer holds, and the OCI signer.
+    public func authority(referencePrefix: String) throws -> (SigningAuthority, OCISigner) {
+        let description = try describe()
+        guard let intermediate = try TrustRoot.certificates(pem: description.intermediate).first else {
+            throw Failure(description: "the signer gave no intermediate certificate")
+        }
+        let authority = SigningAuthority(repository: description.repository, roots: try TrustRoot.certificates(pem: description.roots),
+                                         intermediateCertificate: intermediate,
+                                         attestationChain: try TrustRoot.certificates(pem: description.attestation_chain),
+                                         certificateDays: description.certificate_days, keys: self)
+        let client = self
+        let oci = OCISigner(publicKey: try SigningKeys.publicKey(pem: description.oci_public_key), referencePrefix: referencePrefix) { payload in
+            var request = SignerRequest(op: "oci-sign")
+            request.payload = payload.base64EncodedString()
+            guard let signature = try client.call(request).signature else { throw Failure(description: "the signer gave no signature") }
+            return signature
+        }
+        return (authority, oci)
+    }
+
+    public func certify(_ key: P256.Signing.PublicKey, user: String, packages: [String], days: Int, now: Date) throws -> Certificate {
+        var request = SignerRequest(op: "certify")
+        (request.public_key, request.user, request.packages, request.days, request.now) = (key.pemRepresentation, user, packages, days, now)
+        guard let pem = try call(request).certificate, let certificate = try TrustRoot.certificates(pem: pem).first,
+              P256.Signing.PublicKey(certificate.publicKey)?.rawRepresentation == key.rawRepresentation else {
+            throw Failure(description: "the signer's certificate is not for the key")
+        }
+        return certificate
+    }
+
+    public func signRevocations(_ content: RevocationList.Content) throws -> RevocationList {
+        var request = SignerRequest(op: "revocations")
+        request.content = content
+        guard let list = try call(request).revocations else { throw Failure(description: "the signer gave no list") }
+        return list
+    }
+
+    public func attest(_ predicate: RepositoryAttestation.Predicate, artifact: String, digest: PackageFormat.SHA256Digest) throws -> RepositoryAttestation {
+        var request = SignerRequest(op: "attest")
+        (request.predicate, request.artifact, request.digest) = (predicate, artifact, digest.description)
+        guard let attestation = try call(request).attestation else { throw Failure(description: "the signer gave no attestation") }
+        return attestation
+    }
+
+    public func renewAttestationKey(now: Date) throws -> [Certificate] {
+        var request = SignerRequest(op: "renew")
+        request.now = now
+        return try TrustRoot.certificates(pem: try call(request).chain ?? "")
+    }
+
+    public func attestationChain() throws -> [Certificate] {
+        try TrustRoot.certificates(pem: try call(SignerRequest(op: "chain")).chain ?? "")
+    }
+
+    public func offlineRevocations() throws -> Data? {
+        try call(SignerRequest(op: "offline-revocations")).data.flatMap { Data(base64Encoded: $0) }
+    }
+}
+
+/// Unix stream sockets, as the signer and its clients use them: blocking, with time limits.
+enum LocalSocket {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func address(_ path: String) throws -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure(description: "the socket path \(path) is too long") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+
+    static func listen(path: String) throws -> Int32 {
+        var address = try address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot make a socket") }
+        unlink(path)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard bound == 0 else { throw Failure(description: "cannot listen at \(path): \(String(cString: strerror(errno)))") }
+        // Anyone may connect; only the client's user is answered (its credentials are checked).
+        chmod(path, 0o666)
+        guard Glibc.listen(fd, 64) == 0 else { throw Failure(description: "cannot listen at \(path)") }
+        return fd
+    }
+
+    static func connect(path: String) throws -> Int32 {
+        var address = try address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot make a socket") }
+        var limit = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "cannot reach the signer at \(path): \(reason)")
+        }
+        return fd
+    }
+
+    /// The user of the process at the other end.
+    static func peerUser(_ fd: Int32) -> uid_t? {
+        // struct ucred: the process, its user, its group.
+        var credentials: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0, length == 12 else { return nil }
+        return credentials.uid
+    }
+
+    /// Reads up to a newline, at most `limit` bytes, within 30 seconds.
+    static func readLine(_ fd: Int32, limit: Int) -> Data? {
+        var limitTime = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limitTime, socklen_t(MemoryLayout<timeval>.size))
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while data.count <= limit {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            if let newline = buffer[0..<n].firstIndex(of: 10) {
+                data.append(contentsOf: buffer[0..<newline])
+                return data
+            }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return nil
+    }
+
+    static func write(_ fd: Int32, _ data: Data) {
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { return }
+                offset += n
+            }
+        }
+    }
+}
