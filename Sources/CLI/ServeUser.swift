@@ -83,12 +83,13 @@ enum ServeUser {
     }
 
     /// The files outside the data directory the server reads: the config file, the TLS
-    /// certificate and key, and the trust directory's certificates, intermediate key and
+    /// certificate and key, and the trust directory with its certificates, intermediate key and
     /// revocations (never the root's key).
     static func filesRead(by configuration: ServerConfiguration, configFile: String?) -> [String] {
         var files = [configuration.tlsCertificate, configuration.tlsKey, configFile].compactMap { $0 }
         if let trust = configuration.trustDirectory {
-            files += ["root.crt", "roots.pem", "intermediate.crt", "intermediate.key", "revocations.json"]
+            // The directory itself too (trust init makes it 0700): the files in it are read by name.
+            files += [trust] + ["root.crt", "roots.pem", "intermediate.crt", "intermediate.key", "revocations.json"]
                 .map { URL(fileURLWithPath: trust).appendingPathComponent($0).path }
                 .filter { FileManager.default.fileExists(atPath: $0) }
         }
