@@ -78,13 +78,7 @@ public final class SignerService: Sendable {
     /// Loads the OCI signing key from `file`, made on first use; kept encrypted with
     /// `passphrase` (a key kept in the clear is encrypted in place).
     public static func ociKey(file: URL, passphrase: String?) throws -> P256.Signing.PrivateKey {
-        func save(_ key: P256.Signing.PrivateKey) throws {
-            if let passphrase {
-                try SecretFiles.save(try EncryptedPrivateKey.seal(pkcs8: Array(key.derRepresentation), passphrase: passphrase), to: file.path)
-            } else {
-                try SecretFiles.save(key.pemRepresentation + "\n", to: file.path)
-            }
-        }
+        func save(_ key: P256.Signing.PrivateKey) throws { try SecretFiles.save(key, to: file, passphrase: passphrase) }
         if let pem = try? String(contentsOf: file, encoding: .utf8) {
             let key = try SigningKeys.privateKey(pem: pem, passphrase: passphrase)
             if passphrase != nil, !pem.contains("ENCRYPTED") { try save(key) }

@@ -186,13 +186,8 @@ public final class LocalRepositoryKeys: RepositoryKeys {
         return (key, issued)
     }
 
-    /// Writes a private key readable by its owner only, encrypted with the passphrase when there is one.
     func save(_ key: P256.Signing.PrivateKey, to file: URL) throws {
-        if let passphrase {
-            try SecretFiles.save(try EncryptedPrivateKey.seal(pkcs8: Array(key.derRepresentation), passphrase: passphrase), to: file.path)
-        } else {
-            try SecretFiles.save(key.pemRepresentation + "\n", to: file.path)
-        }
+        try SecretFiles.save(key, to: file, passphrase: passphrase)
     }
 
     /// Whether an attestation certificate ends within the renewal window (or has ended).
@@ -249,6 +244,15 @@ final class SigningHolder: Sendable {
 public enum SecretFiles {
     /// Writes a file readable by its owner only from the first byte, and syncs it; with
     /// `exclusive`, never over an existing file.
+    /// Writes a private key readable by its owner only, encrypted with `passphrase` when there is one.
+    public static func save(_ key: P256.Signing.PrivateKey, to file: URL, passphrase: String?) throws {
+        if let passphrase {
+            try save(try EncryptedPrivateKey.seal(pkcs8: Array(key.derRepresentation), passphrase: passphrase), to: file.path)
+        } else {
+            try save(key.pemRepresentation + "\n", to: file.path)
+        }
+    }
+
     public static func save(_ text: String, to path: String, exclusive: Bool = false) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC), 0o600)
         guard fd >= 0 else {

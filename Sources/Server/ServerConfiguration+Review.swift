@@ -5,23 +5,8 @@ import Registry
 
 extension ServerConfiguration {
     /// An external scanner: a command given the unpacked package directory, printing findings
-    /// as JSON (see ``ExternalScanner``).
-    public struct Scanner: Sendable, Equatable {
-        public var name: String
-        public var command: [String]
-        /// Seconds it gets per package.
-        public var timeout: Int
-        /// Files and directories it reads besides its command (a database), seen read-only in
-        /// the check worker's sandbox.
-        public var paths: [String]
-
-        public init(name: String, command: [String], timeout: Int = 300, paths: [String] = []) {
-            self.name = name
-            self.command = command
-            self.timeout = timeout
-            self.paths = paths
-        }
-    }
+    /// as JSON (see ``ExternalScanner``), as the check workers receive it.
+    public typealias Scanner = CheckSettings.Scanner
 
     /// A webhook: where submissions' events are posted, signed with its secret.
     public struct Webhook: Sendable, Equatable {
@@ -157,7 +142,7 @@ extension ServerConfiguration {
     public var checkSettings: CheckSettings {
         CheckSettings(verifier: verifier ? CheckSettings.Verifier(timeout: verifierTimeout, host: verifierHost) : nil,
                       sources: sourcesCheck ? CheckSettings.Sources() : nil,
-                      scanners: scanners.map { CheckSettings.Scanner(name: $0.name, command: $0.command, timeout: $0.timeout, paths: $0.paths) })
+                      scanners: scanners)
     }
 
     public var reviewSettings: ReviewSettings {

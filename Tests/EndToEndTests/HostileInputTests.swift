@@ -290,8 +290,17 @@ final class RawConnection: @unchecked Sendable {
     deinit { close(fd) }
 
     func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else { throw Fixtures.FixtureError(description: "cannot send") }
+        try send(bytes: Array(text.utf8))
+    }
+
+    func send(bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw Fixtures.FixtureError(description: "cannot send") }
+            offset += n
+        }
     }
 
     /// What arrives within `limit` (up to 64 KiB, until the first pause after some bytes).

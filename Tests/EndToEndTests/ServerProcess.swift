@@ -126,40 +126,28 @@ final class ServerProcess: @unchecked Sendable { // the Process is only touched 
 }
 
 extension ServerProcess {
-    /// Publishes in `pieces`, pausing between them, so the request stays in flight a while.
-    /// `sent` counts the pieces the HTTP client has taken to send.
+    /// Publishes in `pieces`, pausing between them, so the request stays in flight a while:
+    /// over a plain connection, from a thread of its own, so that nothing else the tests do
+    /// holds it up. `sent` counts the pieces sent. The answer's status.
     func publishSlowly(_ archive: [UInt8], pieces: Int, pause: Duration, sent: NIOLockedValueBox<Int>) async throws -> Int {
-        var request = HTTPClientRequest(url: baseURL + "/api/v1/packages")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(Self.token)")
-        request.headers.add(name: "Content-Type", value: "application/gzip")
+        let port = self.port
         let size = (archive.count + pieces - 1) / pieces
-        let chunks = stride(from: 0, to: archive.count, by: size).map { ByteBuffer(bytes: archive[$0..<min($0 + size, archive.count)]) }
-        request.body = .stream(SlowChunks(chunks: chunks, pause: pause, sent: sent), length: .known(Int64(archive.count)))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
-    }
-}
-
-/// Chunks handed out with a pause before each but the first, counting what was taken.
-struct SlowChunks: AsyncSequence, Sendable {
-    let chunks: [ByteBuffer]
-    let pause: Duration
-    let sent: NIOLockedValueBox<Int>
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let sequence: SlowChunks
-        var index = 0
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard index < sequence.chunks.count else { return nil }
-            if index > 0 { try await Task.sleep(for: sequence.pause) }
-            defer { index += 1 }
-            sequence.sent.withLockedValue { $0 += 1 }
-            return sequence.chunks[index]
+        let chunks = stride(from: 0, to: archive.count, by: size).map { Array(archive[$0..<min($0 + size, archive.count)]) }
+        return try await Fixtures.blocking {
+            let connection = try RawConnection(port: port)
+            try connection.send("POST /api/v1/packages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(Self.token)\r\n"
+                                + "Content-Type: application/gzip\r\nContent-Length: \(archive.count)\r\n\r\n")
+            for (index, chunk) in chunks.enumerated() {
+                if index > 0 { Thread.sleep(forTimeInterval: Double(pause.components.attoseconds) / 1e18 + Double(pause.components.seconds)) }
+                try connection.send(bytes: chunk)
+                sent.withLockedValue { $0 += 1 }
+            }
+            let answer = try connection.receive(limit: .seconds(60))
+            let parts = answer.split(separator: " ", maxSplits: 2)
+            guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else {
+                throw Fixtures.FixtureError(description: "no answer: \(answer)")
+            }
+            return status
         }
     }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(sequence: self) }
 }

@@ -261,8 +261,9 @@ import X509
                 let certificate = try TrustRoot.certify(old.publicKey, user: "alice", packages: ["xdp-*"], days: 1, by: authority,
                                                         now: Date(timeIntervalSinceNow: -10 * 86400))
                 try signature(genuineReport, old, [certificate, authority.certificate]).write(to: tree.signature(target))
-                let attestationKey = try P256.Signing.PrivateKey(pemRepresentation: String(
-                    contentsOf: world.server.data.appendingPathComponent("attestation.key"), encoding: .utf8))
+                // Kept encrypted with the intermediate's passphrase.
+                let attestationKey = try SigningKeys.privateKey(pem: String(
+                    contentsOf: world.server.data.appendingPathComponent("attestation.key"), encoding: .utf8), passphrase: Self.passphrase)
                 let chain = try TrustRoot.certificates(pem: String(contentsOf: world.server.data.appendingPathComponent("attestation.crt"), encoding: .utf8))
                 let existing = try JSONDecoder().decode(RepositoryAttestation.self, from: try #require(tree.documents(target).attestation))
                 let decoder = JSONDecoder()
