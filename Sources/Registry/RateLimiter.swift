@@ -48,7 +48,11 @@ public final class RateLimiter: Sendable {
     }
 }
 
-/// Repeated failures from one address lock it out for a while, twice as long each time.
+/// Repeated failures from one address lock it out for a while, twice as long each time. It
+/// tracks at most `maxKeys` keys: when full, it forgets only what it would have forgotten anyway
+/// (no failure within the window or the longest lockout, no lockout running), and while every
+/// key it holds is live, new keys share one entry: a flood of new keys cannot wipe out the
+/// failures counted against the keys it holds.
 public final class Lockout: Sendable {
     private struct Entry {
         var failures: [ContinuousClock.Instant] = []
@@ -61,12 +65,17 @@ public final class Lockout: Sendable {
     public let window: Duration
     public let firstLockout: Duration
     public let longestLockout: Duration
+    public let maxKeys: Int
+    /// The entry new keys share while the table is full of live ones.
+    static let overflowKey = "\u{0}overflow"
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
     private let now: @Sendable () -> ContinuousClock.Instant
 
     public init(threshold: Int, window: Duration = .seconds(600), firstLockout: Duration = .seconds(60),
-                longestLockout: Duration = .seconds(3600), now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+                longestLockout: Duration = .seconds(3600), maxKeys: Int = 100_000,
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.threshold = threshold
+        self.maxKeys = max(1, maxKeys)
         self.window = window
         self.firstLockout = firstLockout
         self.longestLockout = longestLockout
@@ -77,9 +86,18 @@ public final class Lockout: Sendable {
     public func lockedOut(_ key: String) -> Int? {
         let now = self.now()
         return entries.withLockedValue { entries in
+            let key = entries[key] == nil && entries.count >= maxKeys ? Self.overflowKey : key
             guard let until = entries[key]?.lockedUntil, until > now else { return nil }
             return max(1, Int((until - now).components.seconds) + 1)
         }
+    }
+
+    /// Whether an entry still says something a fresh one would not: a lockout running, or a
+    /// failure recent enough to count or to lengthen the next lockout.
+    private func isLive(_ entry: Entry, now: ContinuousClock.Instant) -> Bool {
+        if let until = entry.lockedUntil, until > now { return true }
+        guard let last = entry.lastFailure else { return false }
+        return now - last < max(window, longestLockout)
     }
 
     /// Records a failure; returns the lockout it starts, in seconds, if any.
@@ -88,7 +106,11 @@ public final class Lockout: Sendable {
         guard threshold > 0 else { return nil }
         let now = self.now()
         return entries.withLockedValue { entries in
-            if entries.count > 100_000 { entries = entries.filter { $0.value.lockedUntil.map { $0 > now } ?? false } }
+            var key = key
+            if entries[key] == nil, entries.count >= maxKeys {
+                entries = entries.filter { isLive($0.value, now: now) }
+                if entries.count >= maxKeys { key = Self.overflowKey }
+            }
             var entry = entries[key] ?? Entry()
             // Lockouts are forgotten after a quiet spell as long as the longest lockout.
             if let last = entry.lastFailure, now - last > longestLockout { entry.lockouts = 0 }

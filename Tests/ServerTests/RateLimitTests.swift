@@ -54,6 +54,30 @@ import Testing
     }
 }
 
+extension RateLimiterTests {
+    /// A flood of new keys does not wipe out the failures counted against a key: when the
+    /// table is full, only entries a fresh one would equal are forgotten, and new keys share one.
+    @Test func aFloodOfKeysForgetsNoLiveFailure() {
+        let clock = Clock()
+        let lockout = Lockout(threshold: 3, window: .seconds(600), firstLockout: .seconds(60), longestLockout: .seconds(200), maxKeys: 10,
+                              now: { clock.now })
+        lockout.failed("victim")
+        lockout.failed("victim")
+        for index in 0..<50 { lockout.failed("junk-\(index)") }
+        #expect(lockout.failed("victim") == 60, "the victim's two failures were kept through the flood")
+        // Keys beyond the table's room share one entry: together they are locked out.
+        #expect(lockout.lockedOut("junk-49") != nil && lockout.lockedOut("someone-new") != nil)
+        #expect(lockout.lockedOut("junk-0") == nil, "a key with room of its own has one failure")
+        // Once the failures are old, their entries make room again.
+        clock.advance(.seconds(601))
+        #expect(lockout.lockedOut("someone-new") == nil)
+        #expect(lockout.failed("someone-new") == nil)
+        #expect(lockout.failed("someone-new") == nil)
+        #expect(lockout.failed("someone-new") == 60, "a key of its own again")
+        #expect(lockout.lockedOut("junk-1") == nil)
+    }
+}
+
 /// The limits through the API: 429 with Retry-After and a problem document.
 @Suite struct RateLimitAPITests {
     @Test func publishesPerUser() async throws {
