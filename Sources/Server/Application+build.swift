@@ -73,7 +73,10 @@ extension RegistryServer {
                 registry.signing = authority
                 registry.ociSigner = oci
             } else {
-                registry.ociSigner = try OCISigner.load(file: data.appendingPathComponent("oci-signing.key"), referencePrefix: host ?? "")
+                // Encrypted with the signing authority's passphrase when there is one.
+                let passphrase = configuration.trustDirectory == nil ? nil : environment["EPR_TRUST_PASSPHRASE"].flatMap { $0.isEmpty ? nil : $0 }
+                registry.ociSigner = try OCISigner.load(file: data.appendingPathComponent("oci-signing.key"), referencePrefix: host ?? "",
+                                                        passphrase: passphrase)
             }
             ociTokens = try OCITokens.load(file: data.appendingPathComponent("oci-token.key"))
         } catch {

@@ -178,6 +178,11 @@ import X509
         defer { try? FileManager.default.removeItem(at: directory) }
         let world = try Self.world(directory)
         defer { world.server.stop() }
+        // The server's own keys are kept encrypted with the signing authority's passphrase.
+        for file in ["attestation.key", "oci-signing.key"] {
+            let text = try String(contentsOf: world.server.data.appendingPathComponent(file), encoding: .utf8)
+            #expect(text.contains("BEGIN ENCRYPTED PRIVATE KEY"), "\(file)")
+        }
         #expect(try world.epr(["signing", "grant", "admin", "xdp-*", "tc-*"]).status == 0)
         let key = try world.certifiedKey("alice", packages: ["xdp-*"])
         let tcKey = try world.certifiedKey("tc-only", packages: ["tc-*"])

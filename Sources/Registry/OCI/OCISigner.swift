@@ -28,19 +28,25 @@ public struct OCISigner: Sendable {
 
     public var publicKeyPEM: String { publicKey.pemRepresentation + "\n" }
 
-    /// Loads the key from `file` (plain PKCS#8 PEM), making one on first use (mode 0600).
-    public static func load(file: URL, referencePrefix: String) throws -> OCISigner {
-        if let pem = try? String(contentsOf: file, encoding: .utf8) {
-            return OCISigner(key: try SigningKeys.privateKey(pem: pem, passphrase: nil), referencePrefix: referencePrefix)
+    /// Loads the key from `file` (PKCS#8 PEM), making one on first use (mode 0600); with a
+    /// passphrase (the signing authority's), kept encrypted with it, and a key kept in the clear
+    /// is encrypted in place.
+    public static func load(file: URL, referencePrefix: String, passphrase: String? = nil) throws -> OCISigner {
+        func open(_ pem: String) throws -> OCISigner {
+            let key = try SigningKeys.privateKey(pem: pem, passphrase: passphrase)
+            if passphrase != nil, !pem.contains("ENCRYPTED") { try SecretFiles.save(key, to: file, passphrase: passphrase) }
+            return OCISigner(key: key, referencePrefix: referencePrefix)
         }
+        if let pem = try? String(contentsOf: file, encoding: .utf8) { return try open(pem) }
         let key = P256.Signing.PrivateKey()
+        let text = try passphrase.map { try EncryptedPrivateKey.seal(pkcs8: Array(key.derRepresentation), passphrase: $0) } ?? key.pemRepresentation + "\n"
         do {
-            try SecretFiles.save(key.pemRepresentation + "\n", to: file.path, exclusive: true)
+            try SecretFiles.save(text, to: file.path, exclusive: true)
             return OCISigner(key: key, referencePrefix: referencePrefix)
         } catch {
             // Another process made it first.
             guard let pem = try? String(contentsOf: file, encoding: .utf8) else { throw error }
-            return OCISigner(key: try SigningKeys.privateKey(pem: pem, passphrase: nil), referencePrefix: referencePrefix)
+            return try open(pem)
         }
     }
 
