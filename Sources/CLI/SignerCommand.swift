@@ -28,6 +28,7 @@ struct SignerCommand: ParsableCommand {
     @Option(help: "When started as root: the user to run as (not the server's).") var user: String?
     @Option(help: "The repository's name, as the server's repository_name.") var repositoryName = "epr"
     @Option(help: "The most days a contributor's certificate is valid, as the server's certificate_days.") var certificateDays = 365
+    @Option(help: "The server's public_url, when it has one: OCI signatures name its host.") var publicURL: String?
 
     func validate() throws {
         guard (1...3650).contains(certificateDays) else { throw ValidationError("--certificate-days is 1 to 3650") }
@@ -79,7 +80,8 @@ struct SignerCommand: ParsableCommand {
             let held = try LocalRepositoryKeys.load(directory: URL(fileURLWithPath: trustDirectory), passphrase: passphrase, state: directory,
                                                     repository: repositoryName, logger: logger)
             let oci = try SignerService.ociKey(file: directory.appendingPathComponent("oci-signing.key"), passphrase: passphrase)
-            try SignerService(keys: held, oci: oci, certificateDays: certificateDays, logger: logger).serve(socket: socket, client: client)
+            try SignerService(keys: held, oci: oci, certificateDays: certificateDays, referencePrefix: OCISigner.referencePrefix(publicURL: publicURL),
+                              state: directory, logger: logger).serve(socket: socket, client: client)
         } catch {
             Output.error("\(error)")
             throw ReportedFailure()

@@ -58,21 +58,62 @@ public struct SignerResponse: Codable, Sendable {
 /// The signer process's work (`epr signer`): it holds the intermediate's key, the attestation
 /// key and the OCI signing key, and signs only statements it builds and checks itself from a
 /// request: a certificate for a P-256 key of a user name for valid package patterns, no longer
-/// than its certificate days; a revocation list whose sequence only grows; an attestation for
-/// this repository of an archive named by its SHA-256; a simple signing payload of a manifest
-/// digest. Every signature is logged.
+/// than its certificate days; a revocation list whose number grows within the bound nodes
+/// accept and which keeps every revocation of the last list it signed and of the trust
+/// directory's; an attestation for this repository of an archive named by its SHA-256; a simple
+/// signing payload of a manifest digest, as the server makes them. Every signature is logged.
 public final class SignerService: Sendable {
     public let keys: LocalRepositoryKeys
     let oci: P256.Signing.PrivateKey
     let certificateDays: Int
+    /// What OCI payloads name as the repository's host (the server's `public_url`'s).
+    let referencePrefix: String
     let logger: Logger
-    private let lastSequence = NIOLockedValueBoxInt()
+    /// Where the last revocation list it signed is kept (its number and entries).
+    let lastListFile: URL
+    private let lastList = NSLockedList()
 
-    public init(keys: LocalRepositoryKeys, oci: P256.Signing.PrivateKey, certificateDays: Int, logger: Logger) {
+    public init(keys: LocalRepositoryKeys, oci: P256.Signing.PrivateKey, certificateDays: Int, referencePrefix: String = "", state: URL,
+                logger: Logger) {
         self.keys = keys
+        self.referencePrefix = referencePrefix
         self.oci = oci
         self.certificateDays = certificateDays
         self.logger = logger
+        lastListFile = state.appendingPathComponent("last-revocations.json")
+        if let data = try? Data(contentsOf: lastListFile), let content = try? Self.decoder.decode(RevocationList.Content.self, from: data) {
+            lastList.set(content)
+        }
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    /// The content of the trust directory's own list (made offline with the root's or the
+    /// intermediate's key, in the signer's own directory).
+    func offlineContent() -> RevocationList.Content? {
+        guard let data = try? keys.offlineRevocations(), let list = try? JSONDecoder().decode(RevocationList.self, from: data),
+              let payload = Data(base64Encoded: list.payload) else { return nil }
+        return try? Self.decoder.decode(RevocationList.Content.self, from: payload)
+    }
+
+    /// Refuses a list that would roll revocation back: a number not above the last list's (the
+    /// signer's last, or the trust directory's) or past what nodes accept, or one that leaves
+    /// out a revocation either of them holds.
+    func checkSuccession(_ content: RevocationList.Content, after last: RevocationList.Content?, now: Date) throws {
+        let earlier = [last, offlineContent()].compactMap { $0 }
+        let floor = earlier.map(\.sequence).max() ?? 0
+        guard content.sequence > floor, content.sequence <= RevocationList.highestSequence(at: now) else {
+            throw Refusal(reason: "the list's number \(content.sequence) is not above \(floor) and within a day of now")
+        }
+        let given = Set(content.revoked.map(\.serial))
+        let missing = Set(earlier.flatMap { $0.revoked.map(\.serial) }).subtracting(given)
+        guard missing.isEmpty else {
+            throw Refusal(reason: "the list leaves out revocations already listed: \(missing.sorted().prefix(5).joined(separator: ", "))")
+        }
     }
 
     /// Loads the OCI signing key from `file`, made on first use; kept encrypted with
@@ -143,8 +184,16 @@ public final class SignerService: Sendable {
                   content.expires.timeIntervalSince(content.updated) <= lifetime, abs(content.updated.timeIntervalSinceNow) < 600 else {
                 throw Refusal(reason: "the list's dates or size are not those of a new list")
             }
-            guard lastSequence.advance(to: content.sequence) else { throw Refusal(reason: "the list's sequence does not follow the last one signed") }
-            response.revocations = try keys.signRevocations(content)
+            try lastList.withLock { last in
+                try checkSuccession(content, after: last, now: Date())
+                response.revocations = try keys.signRevocations(content)
+                let encoder = JSONEncoder()
+                encoder.dateEncodingStrategy = .iso8601
+                let temporary = lastListFile.appendingPathExtension("new")
+                try encoder.encode(content).write(to: temporary)
+                guard rename(temporary.path, lastListFile.path) == 0 else { throw Refusal(reason: "cannot keep the list signed") }
+                return content
+            }
             logger.notice("signed", metadata: ["op": "revocations", "sequence": "\(content.sequence)", "revoked": "\(content.revoked.count)"])
         case "attest":
             guard let predicate = request.predicate, predicate.repository == keys.repository else {
@@ -157,8 +206,8 @@ public final class SignerService: Sendable {
             logger.notice("signed", metadata: ["op": "attest", "package": "\(predicate.package)", "version": "\(predicate.version)",
                                                "digest": "\(digest)", "key": "\(attestation.signatures.first?.keyid ?? "")"])
         case "oci-sign":
-            guard let text = request.payload, let payload = Data(base64Encoded: text), OCISigner.isWellFormed(payload) else {
-                throw Refusal(reason: "the payload is not a simple signing payload of a manifest")
+            guard let text = request.payload, let payload = Data(base64Encoded: text), OCISigner.isWellFormed(payload, referencePrefix: referencePrefix) else {
+                throw Refusal(reason: "the payload is not a simple signing payload of a manifest of this repository's")
             }
             response.signature = try oci.signature(for: payload).derRepresentation.base64EncodedString()
             let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any]
@@ -209,17 +258,19 @@ public final class SignerService: Sendable {
     }
 }
 
-/// A sequence number that only grows, shared between threads.
-final class NIOLockedValueBoxInt: @unchecked Sendable {
+/// The last revocation list signed, shared between threads: one list is checked and signed
+/// at a time.
+final class NSLockedList: @unchecked Sendable {
     private let lock = NSLock()
-    private var value = 0
-    /// Takes `next` when it is above the last one taken.
-    func advance(to next: Int) -> Bool {
-        lock.withLock {
-            guard next > value else { return false }
-            value = next
-            return true
-        }
+    private var content: RevocationList.Content?
+
+    func set(_ new: RevocationList.Content) { lock.withLock { content = new } }
+
+    /// Runs `body` with the last list, holding the lock; what it returns becomes the last list.
+    func withLock(_ body: (RevocationList.Content?) throws -> RevocationList.Content) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        content = try body(content)
     }
 }
 

@@ -66,7 +66,7 @@ extension RegistryServer {
         _ = try await registry.sweep()
         let ociTokens: OCITokens
         do {
-            let host = configuration.publicURL.flatMap { URL(string: $0) }.map { url in (url.host ?? "") + (url.port.map { ":\($0)" } ?? "") + "/" }
+            let host: String? = OCISigner.referencePrefix(publicURL: configuration.publicURL)
             if let socket = configuration.signer {
                 // The keys are the signer's: the server holds none of them.
                 let (authority, oci) = try SignerClient(path: socket).authority(referencePrefix: host ?? "")

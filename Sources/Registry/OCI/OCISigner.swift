@@ -67,18 +67,32 @@ public struct OCISigner: Sendable {
         try signature(payload)
     }
 
-    /// Whether `payload` is a simple signing payload of the form ``payload(repository:manifest:)``
-    /// makes: what a signer process agrees to sign.
-    public static func isWellFormed(_ payload: Data) -> Bool {
+    /// Whether `payload` is a simple signing payload as ``payload(repository:manifest:)`` makes
+    /// them with `referencePrefix`: a manifest digest, one of this repository's package names,
+    /// and nothing else. What a signer process agrees to sign.
+    public static func isWellFormed(_ payload: Data, referencePrefix: String) -> Bool {
         guard payload.count <= 4096, let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
-              Set(object.keys).isSubset(of: ["critical", "optional"]),
+              Set(object.keys) == ["critical", "optional"],
+              let optional = object["optional"] as? [String: Any], optional.count == 1, optional["creator"] as? String == "epr",
               let critical = object["critical"] as? [String: Any], Set(critical.keys) == ["identity", "image", "type"],
               critical["type"] as? String == "cosign container image signature",
               let identity = critical["identity"] as? [String: Any], identity.count == 1, let reference = identity["docker-reference"] as? String,
-              reference.utf8.count <= 512,
+              reference.hasPrefix(referencePrefix), isPackageName(String(reference.dropFirst(referencePrefix.count))),
               let image = critical["image"] as? [String: Any], image.count == 1, let digest = image["docker-manifest-digest"] as? String,
               isDigest(digest) else { return false }
         return true
+    }
+
+    /// Whether `text` is a package's canonical name: a lower-case letter, then up to 63 of a-z, 0-9, `_` and `-`.
+    static func isPackageName(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...64).contains(bytes.count), (97...122).contains(bytes[0]) else { return false }
+        return bytes.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 || $0 == 45 }
+    }
+
+    /// What payloads name as the repository's host for a public URL: `host[:port]/`, or empty without one.
+    public static func referencePrefix(publicURL: String?) -> String {
+        publicURL.flatMap { URL(string: $0) }.map { url in (url.host ?? "") + (url.port.map { ":\($0)" } ?? "") + "/" } ?? ""
     }
 
     /// Whether `text` is `sha256:` and 64 lower-case hexadecimal digits.
