@@ -80,8 +80,8 @@ struct SignerCommand: ParsableCommand {
             let held = try LocalRepositoryKeys.load(directory: URL(fileURLWithPath: trustDirectory), passphrase: passphrase, state: directory,
                                                     repository: repositoryName, logger: logger)
             let oci = try SignerService.ociKey(file: directory.appendingPathComponent("oci-signing.key"), passphrase: passphrase)
-            try SignerService(keys: held, oci: oci, certificateDays: certificateDays, referencePrefix: OCISigner.referencePrefix(publicURL: publicURL),
-                              state: directory, logger: logger).serve(socket: socket, client: client)
+            try (try SignerService(keys: held, oci: oci, certificateDays: certificateDays, referencePrefix: OCISigner.referencePrefix(publicURL: publicURL),
+                              state: directory, logger: logger)).serve(socket: socket, client: client)
         } catch {
             Output.error("\(error)")
             throw ReportedFailure()

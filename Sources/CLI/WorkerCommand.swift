@@ -31,6 +31,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Where the verifier machine is installed, for check jobs.") var verifierMachine = VerifierMachine.defaultDirectory.path
     @Flag(help: "Let check jobs load packages into this host's own kernel when the repository's verifier is set to host.")
     var allowHostVerifier = false
+    @Option(name: .customLong("scanner"), help: "A scanner of the repository's (its [scanner.NAME] name) this worker runs; repeat for more. Jobs of others are left to other workers.")
+    var scanners: [String] = []
 
     var kinds: [String] { jobs.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
@@ -74,7 +76,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 if !took { Output.line(kinds == ["build"] ? "no build job" : "no job") }
                 return
             }
-            if !took { try await Task.sleep(for: .seconds(poll)) }
+            // Nothing done (no job, or the repository away or refusing): look again later.
+            if !took || failed { try await Task.sleep(for: .seconds(poll)) }
         }
     }
 
@@ -114,6 +117,12 @@ struct WorkerCommand: AsyncParsableCommand {
             return .failed
         }
         guard let job else { return .none }
+        // The repository names the scanner's command and what it sees: this machine runs only
+        // those its operator allowed.
+        if job.task.check.hasPrefix("scanner."), !scanners.contains(String(job.task.check.dropFirst("scanner.".count))) {
+            Output.error("\(job.submission): the check \(job.task.check) is not run here (--scanner); left to another worker")
+            return .failed
+        }
         Output.line("checking \(job.name)@\(job.version) (\(job.submission), \(job.task.check), attempt \(job.attempt))")
         let work = root.appendingPathComponent("check-\(job.job)-\(job.attempt)")
         defer { try? FileManager.default.removeItem(at: work) }

@@ -24,6 +24,9 @@ public struct CheckProcess: Sendable {
     public var machine: URL
     /// Time the worker gets beyond the check's own limit, to unpack the package and answer.
     public var margin: Duration = .seconds(120)
+    /// Directories no check may see, whatever a scanner names (the data directory): neither
+    /// they, what is in them, nor a directory that holds them is shown.
+    public var forbidden: [String] = []
 
     public init(executable: String = CheckProcess.currentExecutable, machine: URL = VerifierMachine.defaultDirectory,
                 sandbox: BuildSandbox? = CheckProcess.defaultSandbox()) {
@@ -90,7 +93,7 @@ public struct CheckProcess: Sendable {
                 readOnly.append((machine.path, machine.path))
             }
             if let scanner = task.settings.scanners.first(where: { $0.id == task.check }) {
-                readOnly += Self.scannerFiles(scanner).map { ($0, $0) }
+                readOnly += Self.scannerFiles(scanner, forbidden: forbidden).map { ($0, $0) }
             }
             command = sandbox.wrapper(directory: directory, mount: Self.jobMount, writable: true, kernelBTF: false,
                                       readOnly: readOnly.map { (source: $0.0, target: $0.1) })
@@ -144,9 +147,11 @@ public struct CheckProcess: Sendable {
 
     /// What a scanner needs to see: the absolute paths among its command's words, and the paths
     /// it names.
-    static func scannerFiles(_ scanner: CheckSettings.Scanner) -> [String] {
-        (scanner.command.filter { $0.hasPrefix("/") } + scanner.paths).filter {
-            !$0.hasPrefix("/usr/") && FileManager.default.fileExists(atPath: $0)
+    static func scannerFiles(_ scanner: CheckSettings.Scanner, forbidden: [String] = []) -> [String] {
+        let forbidden = forbidden.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        return (scanner.command.filter { $0.hasPrefix("/") } + scanner.paths).map { URL(fileURLWithPath: $0).standardizedFileURL.path }.filter { path in
+            let holds = forbidden.contains { $0 == path || $0.hasPrefix(path == "/" ? "/" : path + "/") || path.hasPrefix($0 + "/") }
+            return path != "/" && !holds && !path.hasPrefix("/usr/") && FileManager.default.fileExists(atPath: path)
         }
     }
 }

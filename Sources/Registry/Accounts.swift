@@ -37,7 +37,7 @@ extension RegistryService {
     /// like the token itself: unknown, revoked, expired or of a disabled user, it is refused.
     public func principal(forTokenHash hash: String, address: String? = nil) async throws -> Principal {
         let now = Date()
-        let origin = address ?? "-"
+        let origin = Lockout.addressKey(address ?? "-")
         func refuse(_ reason: String, _ record: TokenRecord?) async -> RegistryError {
             // A locked-out address is answered without more work or more audit records.
             if let seconds = limits.authFailures?.lockedOut(origin) {

@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 
 /// Token buckets by key: each key may spend up to `burst` at once, refilled at `perSecond`.
@@ -69,6 +70,8 @@ public final class Lockout: Sendable {
     /// The entry new keys share while the table is full of live ones.
     static let overflowKey = "\u{0}overflow"
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    /// When the full table was last swept: at most once a second, not at every failure.
+    private let swept = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     private let now: @Sendable () -> ContinuousClock.Instant
 
     public init(threshold: Int, window: Duration = .seconds(600), firstLockout: Duration = .seconds(60),
@@ -92,6 +95,15 @@ public final class Lockout: Sendable {
         }
     }
 
+    /// The key an address is counted under: itself, or for IPv6 its /64 network (what one client
+    /// is usually given, and could otherwise spend on as many addresses as it likes).
+    public static func addressKey(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        return bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
     /// Whether an entry still says something a fresh one would not: a lockout running, or a
     /// failure recent enough to count or to lengthen the next lockout.
     private func isLive(_ entry: Entry, now: ContinuousClock.Instant) -> Bool {
@@ -108,7 +120,12 @@ public final class Lockout: Sendable {
         return entries.withLockedValue { entries in
             var key = key
             if entries[key] == nil, entries.count >= maxKeys {
-                entries = entries.filter { isLive($0.value, now: now) }
+                let due = swept.withLockedValue { last in
+                    guard last.map({ now - $0 >= .seconds(1) }) ?? true else { return false }
+                    last = now
+                    return true
+                }
+                if due { entries = entries.filter { isLive($0.value, now: now) } }
                 if entries.count >= maxKeys { key = Self.overflowKey }
             }
             var entry = entries[key] ?? Entry()
@@ -146,7 +163,7 @@ public struct RateLimits: Sendable {
 
     /// Refuses an address locked out after failed authentications, before any more work.
     public func checkAddress(_ address: String) throws(RegistryError) {
-        if let seconds = authFailures?.lockedOut(address) {
+        if let seconds = authFailures?.lockedOut(Lockout.addressKey(address)) {
             throw .rateLimited(retryAfter: seconds, reason: "too many failed authentications from this address")
         }
     }

@@ -212,7 +212,8 @@ extension RegistryService {
             guard let record = try await metadata.version(canonical: canonical, version: version) else { continue }
             do {
                 let archive = try await blobBytes(record.digest, limit: Int.max)
-                let artifacts = try OCIArtifacts.make(record: record, canonical: canonical, archive: archive, signer: ociSigner)
+                let signer = ociSigner
+                let artifacts = try await Self.signing { try OCIArtifacts.make(record: record, canonical: canonical, archive: archive, signer: signer) }
                 for (digest, data) in artifacts.blobs where try await blobs.size(of: digest) == nil {
                     let file = try blobs.temporaryFile()
                     do {

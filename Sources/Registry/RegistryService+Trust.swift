@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOPosix
 import PackageFormat
 import RegistryAPI
 import Signing
@@ -134,7 +135,8 @@ extension RegistryService {
         }
         let now = Date()
         let days = max(1, min(signing.certificateDays, Int(signing.intermediateCertificate.notValidAfter.timeIntervalSince(now) / 86400)))
-        let certificate = try signing.keys.certify(key, user: user, packages: wanted, days: days, now: now)
+        let keys = signing.keys
+        let certificate = try await Self.signing { try keys.certify(key, user: user, packages: wanted, days: days, now: now) }
         let record = SigningCertificateRecord(
             serial: RevocationList.serial(of: certificate), keyID: keyID, user: user, publicKey: key.pemRepresentation,
             chain: try TrustRoot.pem([certificate, signing.intermediateCertificate]), packages: wanted,
@@ -158,6 +160,8 @@ extension RegistryService {
     /// Revokes every certificate of a key (its holder, or an admin) and signs a new revocation list.
     public func revokeKey(_ keyID: String, reason: String?, by principal: Principal?) async throws -> [SigningCertificateBody] {
         guard principal != nil else { throw RegistryError.unauthenticated }
+        // Every certificate of the key is listed with the reason: it stays short.
+        if let reason, reason.utf8.count > 256 { throw RegistryError.invalidRequest("reason is at most 256 bytes") }
         guard let owner = try await trust.certificates(user: nil, keyID: keyID).first?.user else { throw RegistryError.signingKeyNotFound(keyID) }
         try await authorize(.revokeKey(user: owner), principal, target: keyID)
         let revoked: [SigningCertificateRecord]
@@ -213,7 +217,8 @@ extension RegistryService {
             let content = Self.content(revoked, sequence: sequence, now: now, lifetime: Double(RevocationList.lifetimeDays) * 86400)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let document = try encoder.encode(try signing.keys.signRevocations(content))
+            let keys = signing.keys
+            let document = try encoder.encode(try await Self.signing { try keys.signRevocations(content) })
             if try await trust.saveRevocationList(sequence: sequence, document: document) {
                 logger.info("signed a revocation list", metadata: ["sequence": "\(sequence)", "revoked": "\(revoked.count)"])
                 return document
@@ -239,7 +244,8 @@ extension RegistryService {
         guard let signing else { return seen }
         let data: Data
         do {
-            guard let stored = try signing.keys.offlineRevocations() else { return seen }
+            let keys = signing.keys
+            guard let stored = try await Self.signing({ try keys.offlineRevocations() }) else { return seen }
             data = stored
         } catch {
             logger.error("the authority's revocation list cannot be read", metadata: ["error": "\(error)"])
@@ -301,7 +307,17 @@ extension RegistryService {
     /// Renews the attestation key when its certificate nears its end, and attests everything
     /// again with the new one, so that attestations never outlive their certificate.
     public func renewAttestationKeyIfDue(now: Date = Date()) async throws {
-        guard var authority = signing, authority.attestationKeyIsDue(now: now) else { return }
+        guard var authority = signing else { return }
+        // A signer renews its key at its own start too: take its chain when it changed.
+        let keys = authority.keys
+        let current = try await Self.signing { try keys.attestationChain() }
+        if let first = current.first, first != authority.attestationChain.first {
+            authority.attestationChain = current
+            signing = authority
+            let again = try await trust.requestAttestations(unlessSignedBy: authority.attestationKeyID)
+            logger.notice("attesting published versions again with the signer's attestation key", metadata: ["versions": "\(again)"])
+        }
+        guard authority.attestationKeyIsDue(now: now) else { return }
         try authority.renewAttestationKey(now: now)
         signing = authority
         let again = try await trust.requestAttestations(unlessSignedBy: authority.attestationKeyID)
@@ -342,7 +358,8 @@ extension RegistryService {
                 repository: signing.repository, package: version.package, version: version.version, publisher: version.publisher,
                 published_at: version.publishedAt, signer: version.signature?.signer, signer_key_id: version.signature?.keyID,
                 signature_checked_at: version.signature?.checkedAt, checks: checks.sorted { $0.id < $1.id }, reviewers: reviewers)
-            let attestation = try signing.keys.attest(predicate, artifact: version.artifact, digest: version.digest)
+            let keys = signing.keys, artifact = version.artifact, digest = version.digest
+            let attestation = try await Self.signing { try keys.attest(predicate, artifact: artifact, digest: digest) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try await trust.setAttestation(canonical: pending.canonical, version: pending.version, document: try encoder.encode(attestation),
@@ -359,5 +376,13 @@ extension Optional {
     func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
         guard let self else { return nil }
         return try await transform(self)
+    }
+}
+
+extension RegistryService {
+    /// Runs a signing operation (a signer's round trip, or a signature here) on the thread pool,
+    /// never on the threads requests share.
+    static func signing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
     }
 }

@@ -60,7 +60,7 @@ extension RegistryService {
     /// (and while locked, every failure looks alike, so guesses learn nothing of the password).
     /// Unknown users cost as much time as wrong passwords.
     public func signIn(name: String, password: String, otp: String?, recoveryCode: String?, address: String?) async throws -> SignedIn {
-        let origin = address ?? "-", account = name.lowercased(), pair = account + " " + origin
+        let origin = Lockout.addressKey(address ?? "-"), account = name.lowercased(), pair = account + " " + origin
         try limits.checkAddress(origin)
         let secondFactor = !(otp ?? "").isEmpty || !(recoveryCode ?? "").isEmpty
         let locked = signIn.accountLockout?.lockedOut(pair) ?? signIn.accountWideLockout?.lockedOut(account)
@@ -137,7 +137,7 @@ extension RegistryService {
     /// The principal a session cookie stands for, with the session (whose CSRF token unsafe
     /// requests must echo). Unknown, expired and idle sessions and disabled users are refused.
     public func principal(forSession secret: some StringProtocol, address: String?) async throws -> (Principal, SessionRecord) {
-        let now = Date(), origin = address ?? "-"
+        let now = Date(), origin = Lockout.addressKey(address ?? "-")
         guard let session = try await credentials.session(hash: AccessToken.hash(secret)) else {
             // As with tokens, a locked-out address is refused only what it cannot prove.
             try limits.checkAddress(origin)
@@ -194,7 +194,7 @@ extension RegistryService {
     /// Registers a user with a password: with an invitation code (its role), or, when
     /// registration is open, without one (as a user).
     public func register(name: String, password: String, invitation: String?, address: String?) async throws -> UserRecord {
-        let origin = address ?? "-"
+        let origin = Lockout.addressKey(address ?? "-")
         try limits.checkAddress(origin)
         if let seconds = signIn.registrations?.take(origin) {
             throw RegistryError.rateLimited(retryAfter: seconds, reason: "too many registrations from this address")

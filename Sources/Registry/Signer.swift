@@ -38,6 +38,8 @@ public struct SignerDescription: Codable, Sendable {
     /// PEM: the key OCI signatures are checked with.
     public var oci_public_key: String
     public var certificate_days: Int
+    /// What OCI payloads must name as the repository's host (`host[:port]/`, or empty).
+    public var reference_prefix: String?
 }
 
 /// The signer's answer, on one line: `error` when it refused.
@@ -74,14 +76,18 @@ public final class SignerService: Sendable {
     private let lastList = NSLockedList()
 
     public init(keys: LocalRepositoryKeys, oci: P256.Signing.PrivateKey, certificateDays: Int, referencePrefix: String = "", state: URL,
-                logger: Logger) {
+                logger: Logger) throws {
         self.keys = keys
         self.referencePrefix = referencePrefix
         self.oci = oci
         self.certificateDays = certificateDays
         self.logger = logger
         lastListFile = state.appendingPathComponent("last-revocations.json")
-        if let data = try? Data(contentsOf: lastListFile), let content = try? Self.decoder.decode(RevocationList.Content.self, from: data) {
+        if FileManager.default.fileExists(atPath: lastListFile.path) {
+            // What keeps revocation from rolling back must be read, or the signer does not start.
+            guard let data = try? Data(contentsOf: lastListFile), let content = try? Self.decoder.decode(RevocationList.Content.self, from: data) else {
+                throw SigningAuthority.LoadError.invalid("\(lastListFile.path) cannot be read: restore it (or remove it to start from the trust directory's list)")
+            }
             lastList.set(content)
         }
     }
@@ -140,7 +146,7 @@ public final class SignerService: Sendable {
     public func describe() throws -> SignerDescription {
         SignerDescription(repository: keys.repository, roots: try TrustRoot.pem(keys.roots), intermediate: try TrustRoot.pem([keys.intermediate.certificate]),
                           attestation_chain: try TrustRoot.pem(try keys.attestationChain()), oci_public_key: oci.publicKey.pemRepresentation + "\n",
-                          certificate_days: certificateDays)
+                          certificate_days: certificateDays, reference_prefix: referencePrefix)
     }
 
     /// Answers one request.
@@ -180,7 +186,7 @@ public final class SignerService: Sendable {
         case "revocations":
             guard let content = request.content else { throw Refusal(reason: "no content") }
             let lifetime = Double(RevocationList.lifetimeDays + 1) * 86400
-            guard content.revoked.count <= 1_000_000, content.expires > content.updated,
+            guard content.revoked.count <= 100_000, content.expires > content.updated,
                   content.expires.timeIntervalSince(content.updated) <= lifetime, abs(content.updated.timeIntervalSinceNow) < 600 else {
                 throw Refusal(reason: "the list's dates or size are not those of a new list")
             }
@@ -231,25 +237,49 @@ public final class SignerService: Sendable {
         return response
     }
 
+    /// The most connections served at once, and the time a connection has to send its request.
+    static let connections = 16
+    static let requestTime: Duration = .seconds(10)
+    /// The largest request: a revocation list of 100,000 entries with their reasons.
+    static let requestLimit = 64 << 20
+
     /// Serves requests on the local socket `path` until the process ends: one request per
-    /// connection, from processes of the user `client` (or this process's own user) alone.
+    /// connection, from processes of the user `client` (or this process's own user) alone, at
+    /// most ``connections`` at once, each within ``requestTime``.
     public func serve(socket path: String, client: uid_t?) throws -> Never {
+        // A client that goes away before its answer must not end the signer.
+        signal(SIGPIPE, SIG_IGN)
         let listener = try LocalSocket.listen(path: path)
+        let slots = DispatchSemaphore(value: Self.connections)
         logger.notice("signer listening", metadata: ["socket": "\(path)"])
         while true {
             let connection = accept(listener, nil, nil)
-            if connection < 0 { continue }
+            if connection < 0 {
+                // Out of descriptors, say: wait a little rather than spin.
+                usleep(100_000)
+                continue
+            }
             guard let peer = LocalSocket.peerUser(connection), peer == getuid() || peer == client else {
                 logger.warning("refused a connection from another user", metadata: ["uid": "\(LocalSocket.peerUser(connection).map { "\($0)" } ?? "?")"])
                 close(connection)
                 continue
             }
+            guard slots.wait(timeout: .now() + .seconds(1)) == .success else {
+                logger.warning("refused a connection: \(Self.connections) are being served")
+                close(connection)
+                continue
+            }
             let service = self
             Thread.detachNewThread {
-                defer { close(connection) }
-                guard let line = LocalSocket.readLine(connection, limit: 1 << 20) else { return }
+                defer { close(connection); slots.signal() }
+                LocalSocket.limitSending(connection)
+                guard let line = LocalSocket.readLine(connection, limit: Self.requestLimit, within: Self.requestTime) else {
+                    service.logger.warning("refused a request: not a line within \(Self.requestTime) and \(Self.requestLimit) bytes")
+                    return
+                }
                 let response: SignerResponse
                 do { response = service.handle(try JSONDecoder().decode(SignerRequest.self, from: line)) } catch {
+                    service.logger.warning("refused a request: not JSON of a signer request")
                     response = SignerResponse(error: "the request is not JSON of a signer request")
                 }
                 if let data = try? JSONEncoder().encode(response) { LocalSocket.write(connection, data + Data([10])) }
@@ -288,7 +318,7 @@ public final class SignerClient: RepositoryKeys {
         let connection = try LocalSocket.connect(path: path)
         defer { close(connection) }
         LocalSocket.write(connection, try JSONEncoder().encode(request) + Data([10]))
-        guard let line = LocalSocket.readLine(connection, limit: 64 << 20) else {
+        guard let line = LocalSocket.readLine(connection, limit: 64 << 20, within: .seconds(20)) else {
             throw Failure(description: "the signer at \(path) did not answer")
         }
         let response = try JSONDecoder().decode(SignerResponse.self, from: line)
@@ -304,6 +334,10 @@ public final class SignerClient: RepositoryKeys {
     /// The signing authority whose keys the signer holds, and the OCI signer.
     public func authority(referencePrefix: String) throws -> (SigningAuthority, OCISigner) {
         let description = try describe()
+        guard (description.reference_prefix ?? "") == referencePrefix else {
+            throw Failure(description: "the signer signs OCI manifests under \"\(description.reference_prefix ?? "")\", this server's public_url gives \"\(referencePrefix)\": "
+                          + "give the signer --public-url as the server's public_url")
+        }
         guard let intermediate = try TrustRoot.certificates(pem: description.intermediate).first else {
             throw Failure(description: "the signer gave no intermediate certificate")
         }
@@ -394,9 +428,7 @@ enum LocalSocket {
         var address = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot make a socket") }
-        var limit = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        limitSending(fd)
         let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         guard connected == 0 else {
             let reason = String(cString: strerror(errno))
@@ -415,13 +447,25 @@ enum LocalSocket {
         return credentials.uid
     }
 
-    /// Reads up to a newline, at most `limit` bytes, within 30 seconds.
-    static func readLine(_ fd: Int32, limit: Int) -> Data? {
-        var limitTime = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limitTime, socklen_t(MemoryLayout<timeval>.size))
+    /// A write that cannot go on for 10 seconds fails.
+    static func limitSending(_ fd: Int32) {
+        var limit = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Reads up to a newline, at most `limit` bytes, all of it within `time`.
+    static func readLine(_ fd: Int32, limit: Int, within time: Duration) -> Data? {
+        let deadline = ContinuousClock.now + time
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while data.count <= limit {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return nil }
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let millis = Int32(min(1000, max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            let polled = poll(&ready, 1, millis)
+            if polled < 0, errno == EINTR { continue }
+            guard polled > 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else { return nil }
@@ -438,7 +482,8 @@ enum LocalSocket {
         data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                // MSG_NOSIGNAL: a peer that went away is an error here, never a signal that ends the process.
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { return }
                 offset += n

@@ -68,8 +68,10 @@ public struct SigningAuthority: Sendable {
     /// Refuses a trust directory that holds the root's key: it stays offline, never where a
     /// running repository reads.
     public static func refuseRootKey(in directory: URL) throws {
-        let file = directory.appendingPathComponent("root.key")
-        if FileManager.default.fileExists(atPath: file.path) {
+        // Earlier rotations left the old root's key in retired/: that is a root's key too.
+        let retired = ((try? FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("retired").path)) ?? [])
+            .filter { $0.hasPrefix("root-") && $0.hasSuffix(".key") }.map { directory.appendingPathComponent("retired/" + $0) }
+        for file in [directory.appendingPathComponent("root.key")] + retired where FileManager.default.fileExists(atPath: file.path) {
             throw LoadError.invalid("\(file.path) is in the trust directory: the root's key stays offline. Move it out (epr trust commands look for it at "
                                     + directory.standardizedFileURL.path + "-root.key) and start again")
         }

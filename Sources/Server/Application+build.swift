@@ -58,6 +58,7 @@ extension RegistryServer {
         registry.signIn = configuration.signInSettings
         registry.checks = configuration.checkSettings
         registry.checkProcess = CheckProcess(machine: URL(fileURLWithPath: configuration.verifierMachine))
+        registry.checkProcess.forbidden = [data.path]
         registry.review = configuration.reviewSettings
         registry.scratch = data.appendingPathComponent("checks")
         registry.requireSignatures = configuration.requireSignatures
@@ -69,7 +70,7 @@ extension RegistryServer {
             let host: String? = OCISigner.referencePrefix(publicURL: configuration.publicURL)
             if let socket = configuration.signer {
                 // The keys are the signer's: the server holds none of them.
-                let (authority, oci) = try SignerClient(path: socket).authority(referencePrefix: host ?? "")
+                let (authority, oci) = try await Self.reachSigner(socket, referencePrefix: host ?? "", logger: logger)
                 registry.signing = authority
                 registry.ociSigner = oci
             } else {
@@ -207,4 +208,23 @@ extension RegistryServer {
     }
 
     static func writeSecret(_ text: String, to path: String) throws { try SecretFiles.save(text, to: path) }
+
+    /// The signer's authority, waiting up to 30 seconds for a signer that is still starting
+    /// (decrypting its keys) to listen.
+    static func reachSigner(_ socket: String, referencePrefix: String, logger: Logger) async throws -> (SigningAuthority, OCISigner) {
+        let deadline = ContinuousClock.now + .seconds(30)
+        var said = false
+        while true {
+            do {
+                return try SignerClient(path: socket).authority(referencePrefix: referencePrefix)
+            } catch let failure as SignerClient.Failure {
+                throw failure
+            } catch {
+                guard ContinuousClock.now < deadline else { throw error }
+                if !said { logger.notice("waiting for the signer", metadata: ["socket": "\(socket)", "error": "\(error)"]) }
+                said = true
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Registry
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -27,12 +28,7 @@ final class ConnectionCounter: Sendable {
 
     /// The key an address is counted under: itself, or for IPv6 its /64 network (what one
     /// client is usually given).
-    static func key(_ address: String) -> String {
-        guard address.contains(":") else { return address }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
-        return bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: ":") + "::/64"
-    }
+    static func key(_ address: String) -> String { Lockout.addressKey(address) }
 
     /// Takes a place for `address`, or false when it has `limit` connections already.
     func take(_ address: String, limit: Int) -> Bool {

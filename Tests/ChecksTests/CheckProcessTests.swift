@@ -42,6 +42,20 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.appendingPathComponent("work").path).isEmpty)
     }
 
+    /// A scanner is never shown the data directory, what holds it, or the root.
+    @Test func scannersAreNotShownForbiddenPlaces() throws {
+        let scratch = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appendingPathComponent("data"), tool = scratch.appendingPathComponent("tool")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: tool, withIntermediateDirectories: true)
+        let scanner = CheckSettings.Scanner(name: "x", command: ["/bin/sh", tool.path + "/run.sh"],
+                                            paths: ["/", scratch.path, data.path, data.path + "/../data/blobs", tool.path, "/etc/hostname"])
+        let shown = CheckProcess.scannerFiles(scanner, forbidden: [data.path])
+        #expect(shown.contains(tool.path))
+        #expect(!shown.contains("/") && !shown.contains(scratch.path) && !shown.contains { $0.hasPrefix(data.path) }, "\(shown)")
+    }
+
     /// A worker's result is kept within bounds, and cannot call errors a pass or speak for
     /// another check.
     @Test func aWorkersResultIsBounded() {

@@ -22,7 +22,7 @@ import Testing
             var logger = Logger(label: "signer-test")
             logger.logLevel = .critical
             let keys = try LocalRepositoryKeys.load(directory: trust, passphrase: nil, state: state, repository: "epr", logger: logger)
-            return SignerService(keys: keys, oci: P256.Signing.PrivateKey(), certificateDays: 365, referencePrefix: referencePrefix, state: state,
+            return try SignerService(keys: keys, oci: P256.Signing.PrivateKey(), certificateDays: 365, referencePrefix: referencePrefix, state: state,
                                  logger: logger)
         }
     }
