@@ -102,10 +102,13 @@ import Testing
     @Test func aKillDuringChecksLeavesEachJobCompletedOnce() async throws {
         let directory = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let runs = directory.appendingPathComponent("runs"), release = directory.appendingPathComponent("release")
+        // The scanner sees this directory of signals, never one that holds the data directory.
+        let signals = directory.appendingPathComponent("signals")
+        try FileManager.default.createDirectory(at: signals, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let runs = signals.appendingPathComponent("runs"), release = signals.appendingPathComponent("release")
         let scanner = directory.appendingPathComponent("slow-scanner.sh")
         // The scanner holds on until the test lets it go, so the kill surely comes while it runs.
-        // It sees this directory read-only (its `paths`), in the check worker's sandbox: it tells
+        // It sees the signals read-only (its `paths`), in the check worker's sandbox: it tells
         // of each start through a pipe the test reads.
         try """
             #!/bin/sh
@@ -128,7 +131,7 @@ import Testing
             return started
         }
         let config = directory.appendingPathComponent("epr.toml")
-        try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\npaths = [\"\(directory.path)\"]\n"
+        try "[server]\nauto_publish = [\"admin\"]\n\n[scanner.slow]\ncommand = [\"sh\", \"\(scanner.path)\"]\npaths = [\"\(signals.path)\"]\n"
             .write(to: config, atomically: true, encoding: .utf8)
         let server = try ServerProcess(data: directory.appendingPathComponent("data"), environment: ["EPR_VERIFIER": "machine"],
                                        arguments: ["--config", config.path])
